@@ -1,0 +1,441 @@
+// elman._core: check and convert the arguments, allocate the outputs, release the GIL, call the
+// kernels (elman.h has the shape legend). Everything a user can pass in is either accepted
+// exactly as NumPy would read it or rejected with a Python exception that names the argument.
+//
+// Conversion rule (documented in elman/functional.py): a call computes in one dtype, float32 or
+// float64: NumPy's result type of the floating arguments, with float16 raised to float32 and
+// integers, booleans and wider floats computed in float64. Arrays that are already C-contiguous,
+// aligned, native-endian and of that dtype are read in place (zero copy); anything else is
+// copied once by numpy.ascontiguousarray. Inputs are never written.
+#include <pybind11/pybind11.h>
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <Eigen/Core>
+#include <omp.h>
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "elman.h"
+
+namespace py = pybind11;
+using elman::Index;
+
+namespace {
+
+constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+
+py::object numpy_attr(const char* name) {
+  return py::module_::import("numpy").attr(name);
+}
+
+std::string shape_str(const py::array& a) {
+  std::ostringstream s;
+  s << "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+  s << (a.ndim() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+std::string dims_str(std::initializer_list<Index> dims) {
+  std::ostringstream s;
+  s << "(";
+  Index i = 0;
+  for (Index d : dims) s << (i++ ? ", " : "") << d;
+  s << (dims.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+// Any array-like to an ndarray of real numbers; anything else is a TypeError naming the argument.
+py::array as_ndarray(py::handle h, const char* name) {
+  if (h.is_none()) throw py::type_error(std::string(name) + " must be an array, got None");
+  py::array a;
+  if (py::isinstance<py::array>(h)) {
+    a = py::reinterpret_borrow<py::array>(h);
+  } else {
+    try {
+      a = numpy_attr("asarray")(h);
+    } catch (py::error_already_set&) {
+      throw py::type_error(std::string(name) + " must be an array of numbers, got " +
+                           std::string(py::str(py::type::of(h).attr("__name__"))));
+    }
+  }
+  const char kind = a.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+    throw py::type_error(std::string(name) + " must hold real numbers, got dtype " +
+                         std::string(py::str(a.dtype())));
+  return a;
+}
+
+bool is_native(const py::array& a) { return a.dtype().byteorder() != '>'; }
+
+// The dtype a call computes in (NPY_FLOAT or NPY_DOUBLE), per the rule at the top of this file.
+int compute_dtype(const std::vector<py::array>& arrays) {
+  const int first = arrays.front().dtype().num();
+  bool same = first == py::detail::npy_api::NPY_FLOAT_ || first == py::detail::npy_api::NPY_DOUBLE_;
+  for (const auto& a : arrays) same = same && a.dtype().num() == first;
+  if (same) return first;  // the common case, decided without calling into NumPy
+  py::tuple args(arrays.size());
+  for (size_t i = 0; i < arrays.size(); ++i) args[i] = arrays[i];
+  py::dtype r = numpy_attr("result_type")(*args);
+  if (r.kind() == 'f' && r.itemsize() <= 4) return py::detail::npy_api::NPY_FLOAT_;
+  return py::detail::npy_api::NPY_DOUBLE_;
+}
+
+// Holds the converted arguments of one call, in the order they were given.
+struct Args {
+  std::vector<py::array> a;
+  int dtype;
+
+  Args(std::initializer_list<std::pair<py::handle, const char*>> args) {
+    for (const auto& [h, name] : args) a.push_back(as_ndarray(h, name));
+    dtype = compute_dtype(a);
+    for (auto& arr : a) {
+      const bool ready = arr.dtype().num() == dtype && (arr.flags() & py::array::c_style) &&
+                         (arr.flags() & kAligned) && is_native(arr);
+      if (!ready)
+        arr = numpy_attr("ascontiguousarray")(arr, py::dtype(dtype));
+    }
+  }
+  template <typename S>
+  const S* ptr(size_t i) const { return static_cast<const S*>(a[i].data()); }
+  Index dim(size_t i, int axis) const { return a[i].shape(axis); }
+};
+
+void expect_ndim(const py::array& a, const char* name, py::ssize_t ndim, const char* dims) {
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) +
+                          (ndim == 1 ? " dimension " : " dimensions ") + dims + ", got shape " +
+                          shape_str(a));
+}
+
+void expect_shape(const py::array& a, const char* name, const char* dims,
+                  std::initializer_list<Index> expected) {
+  bool ok = a.ndim() == py::ssize_t(expected.size());
+  py::ssize_t i = 0;
+  for (Index d : expected) ok = ok && a.shape(i++) == d;
+  if (!ok)
+    throw py::value_error(std::string(name) + " has shape " + shape_str(a) + ", expected " + dims +
+                          " = " + dims_str(expected));
+}
+
+// Shape check for the leading dimensions ("...") plus a fixed last one.
+void expect_rows(const py::array& a, const char* name, const py::array& like, const char* like_name,
+                 Index last, const char* last_name) {
+  bool ok = a.ndim() == like.ndim() && a.ndim() >= 1 && a.shape(a.ndim() - 1) == last;
+  for (py::ssize_t i = 0; ok && i + 1 < a.ndim(); ++i) ok = a.shape(i) == like.shape(i);
+  if (!ok) {
+    std::vector<py::ssize_t> want(like.shape(), like.shape() + like.ndim());
+    if (!want.empty()) want.back() = last;
+    std::ostringstream s;
+    s << name << " has shape " << shape_str(a) << ", expected " << like_name << ".shape[:-1] + ("
+      << last_name << ",) = (";
+    for (size_t k = 0; k < want.size(); ++k) s << (k ? ", " : "") << want[k];
+    s << (want.size() == 1 ? ",)" : ")");
+    throw py::value_error(s.str());
+  }
+}
+
+std::string text_arg(py::handle h, const char* name) {
+  if (!py::isinstance<py::str>(h))
+    throw py::type_error(std::string(name) + " must be a str, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  return h.cast<std::string>();
+}
+
+elman::Activation parse_activation(py::handle h) {
+  const std::string s = text_arg(h, "activation");
+  if (s == "tanh") return elman::Activation::Tanh;
+  if (s == "sigmoid") return elman::Activation::Sigmoid;
+  if (s == "relu") return elman::Activation::Relu;
+  if (s == "identity") return elman::Activation::Identity;
+  throw py::value_error("activation must be one of 'tanh', 'sigmoid', 'relu', 'identity', got '" +
+                        s + "'");
+}
+
+elman::OutputActivation parse_output_activation(py::handle h) {
+  const std::string s = text_arg(h, "activation");
+  if (s == "identity") return elman::OutputActivation::Identity;
+  if (s == "softmax") return elman::OutputActivation::Softmax;
+  if (s == "sigmoid") return elman::OutputActivation::Sigmoid;
+  throw py::value_error("activation must be one of 'identity', 'softmax', 'sigmoid', got '" + s +
+                        "'");
+}
+
+// Calls fn(S{}) with S = float or double, the dtype the call computes in.
+template <typename Fn>
+auto dispatch(int dtype, Fn&& fn) {
+  if (dtype == py::detail::npy_api::NPY_FLOAT_) return fn(float{});
+  return fn(double{});
+}
+
+template <typename S>
+py::array_t<S> empty(std::vector<py::ssize_t> shape) { return py::array_t<S>(shape); }
+
+template <typename S>
+S* mut(py::array_t<S>& a) { return a.mutable_data(); }
+
+// Uninitialised scratch memory of n elements (std::bad_alloc becomes MemoryError).
+template <typename S>
+std::unique_ptr<S[]> scratch(Index n) { return std::unique_ptr<S[]>(new S[size_t(std::max<Index>(n, 1))]); }
+
+// ---------------------------------------------------------------- recurrent layer
+
+struct RnnDims { Index T, B, D, H; };
+
+// Checks x[T, B, D] (or x_t[B, D] when `step`), W_xh[H, D], W_hh[H, H] and returns the sizes.
+RnnDims rnn_dims(const py::array& x, const char* x_name, bool step, const py::array& W_xh,
+                 const py::array& W_hh) {
+  RnnDims d{};
+  if (step) {
+    expect_ndim(x, x_name, 2, "(B, D)");
+    d = {1, x.shape(0), x.shape(1), 0};
+  } else {
+    expect_ndim(x, x_name, 3, "(T, B, D)");
+    d = {x.shape(0), x.shape(1), x.shape(2), 0};
+  }
+  expect_ndim(W_hh, "W_hh", 2, "(H, H)");
+  d.H = W_hh.shape(0);
+  expect_shape(W_hh, "W_hh", "(H, H)", {d.H, d.H});
+  expect_shape(W_xh, "W_xh", "(H, D)", {d.H, d.D});
+  return d;
+}
+
+py::array forward(py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh, py::handle b_h,
+                  py::handle activation, bool step) {
+  const auto f = parse_activation(activation);
+  const char* x_name = step ? "x_t" : "x";
+  const char* h_name = step ? "h_prev" : "h0";
+  Args a({{x, x_name}, {h0, h_name}, {W_xh, "W_xh"}, {W_hh, "W_hh"}, {b_h, "b_h"}});
+  const RnnDims d = rnn_dims(a.a[0], x_name, step, a.a[2], a.a[3]);
+  expect_shape(a.a[1], h_name, "(B, H)", {d.B, d.H});
+  expect_shape(a.a[4], "b_h", "(H,)", {d.H});
+  return dispatch(a.dtype, [&](auto s) -> py::array {
+    using S = decltype(s);
+    auto hs = step ? empty<S>({d.B, d.H}) : empty<S>({d.T, d.B, d.H});
+    S* out = mut(hs);
+    py::gil_scoped_release nogil;
+    elman::rnn_forward<S>(out, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4),
+                          d.T, d.B, d.D, d.H, f);
+    return hs;
+  });
+}
+
+py::tuple backward(py::handle dhs, py::handle x, py::handle h0, py::handle hs, py::handle W_xh,
+                   py::handle W_hh, py::handle activation, bool step) {
+  const auto f = parse_activation(activation);
+  const char* dh_name = step ? "dh_next" : "dhs";
+  const char* x_name = step ? "x_t" : "x";
+  const char* h0_name = step ? "h_prev" : "h0";
+  const char* hs_name = step ? "h_next" : "hs";
+  Args a({{dhs, dh_name}, {x, x_name}, {h0, h0_name}, {hs, hs_name}, {W_xh, "W_xh"},
+          {W_hh, "W_hh"}});
+  const RnnDims d = rnn_dims(a.a[1], x_name, step, a.a[4], a.a[5]);
+  expect_shape(a.a[2], h0_name, "(B, H)", {d.B, d.H});
+  if (step) {
+    expect_shape(a.a[3], hs_name, "(B, H)", {d.B, d.H});
+    expect_shape(a.a[0], dh_name, "(B, H)", {d.B, d.H});
+  } else {
+    expect_shape(a.a[3], hs_name, "(T, B, H)", {d.T, d.B, d.H});
+    expect_shape(a.a[0], dh_name, "(T, B, H)", {d.T, d.B, d.H});
+  }
+  return dispatch(a.dtype, [&](auto s) -> py::tuple {
+    using S = decltype(s);
+    auto dx = step ? empty<S>({d.B, d.D}) : empty<S>({d.T, d.B, d.D});
+    auto dh0 = empty<S>({d.B, d.H});
+    auto dW_xh = empty<S>({d.H, d.D});
+    auto dW_hh = empty<S>({d.H, d.H});
+    auto db = empty<S>({d.H});
+    auto dz = scratch<S>(d.T * d.B * d.H);
+    S *p_dx = mut(dx), *p_dh0 = mut(dh0), *p_dWxh = mut(dW_xh), *p_dWhh = mut(dW_hh), *p_db = mut(db);
+    {
+      py::gil_scoped_release nogil;
+      elman::rnn_backward<S>(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
+                             a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4), a.ptr<S>(5), d.T, d.B, d.D,
+                             d.H, f);
+    }
+    return py::make_tuple(dx, dh0, dW_xh, dW_hh, db);
+  });
+}
+
+// ---------------------------------------------------------------- output layer and loss
+
+Index leading_rows(const py::array& a) {
+  Index n = 1;
+  for (py::ssize_t i = 0; i + 1 < a.ndim(); ++i) n *= a.shape(i);
+  return n;
+}
+
+std::vector<py::ssize_t> with_last(const py::array& a, Index last) {
+  std::vector<py::ssize_t> s(a.shape(), a.shape() + a.ndim());
+  s.back() = last;
+  return s;
+}
+
+// Checks hs[..., H] and W_hy[O, H]; returns {N, H, O}.
+std::array<Index, 3> output_dims(const py::array& hs, const py::array& W_hy) {
+  if (hs.ndim() < 1) throw py::value_error("hs must have at least 1 dimension (..., H), got a scalar");
+  const Index H = hs.shape(hs.ndim() - 1);
+  expect_ndim(W_hy, "W_hy", 2, "(O, H)");
+  const Index O = W_hy.shape(0);
+  expect_shape(W_hy, "W_hy", "(O, H)", {O, H});
+  return {leading_rows(hs), H, O};
+}
+
+py::array output_forward(py::handle hs, py::handle W_hy, py::handle b_y, py::handle activation) {
+  const auto g = parse_output_activation(activation);
+  Args a({{hs, "hs"}, {W_hy, "W_hy"}, {b_y, "b_y"}});
+  const auto [N, H, O] = output_dims(a.a[0], a.a[1]);
+  expect_shape(a.a[2], "b_y", "(O,)", {O});
+  return dispatch(a.dtype, [&, N = N, H = H, O = O](auto s) -> py::array {
+    using S = decltype(s);
+    auto ys = empty<S>(with_last(a.a[0], O));
+    S* out = mut(ys);
+    py::gil_scoped_release nogil;
+    elman::output_forward<S>(out, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), N, H, O, g);
+    return ys;
+  });
+}
+
+py::tuple output_backward(py::handle dys, py::handle hs, py::handle ys, py::handle W_hy,
+                          py::handle activation) {
+  const auto g = parse_output_activation(activation);
+  Args a({{dys, "dys"}, {hs, "hs"}, {ys, "ys"}, {W_hy, "W_hy"}});
+  const auto [N, H, O] = output_dims(a.a[1], a.a[3]);
+  expect_rows(a.a[2], "ys", a.a[1], "hs", O, "O");
+  expect_rows(a.a[0], "dys", a.a[1], "hs", O, "O");
+  return dispatch(a.dtype, [&, N = N, H = H, O = O](auto s) -> py::tuple {
+    using S = decltype(s);
+    auto dhs = empty<S>(with_last(a.a[1], H));
+    auto dW = empty<S>({O, H});
+    auto db = empty<S>({O});
+    auto dz = scratch<S>(g == elman::OutputActivation::Identity ? 0 : N * O);
+    S *p_dhs = mut(dhs), *p_dW = mut(dW), *p_db = mut(db);
+    {
+      py::gil_scoped_release nogil;
+      elman::output_backward<S>(p_dhs, p_dW, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
+                                a.ptr<S>(2), a.ptr<S>(3), N, H, O, g);
+    }
+    return py::make_tuple(dhs, dW, db);
+  });
+}
+
+// targets: any integer array of logits.shape[:-1], read as int64.
+py::array_t<std::int64_t> as_targets(py::handle targets, const py::array& logits) {
+  py::array t = as_ndarray(targets, "targets");
+  const char kind = t.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("targets must be an array of integer class indices, got dtype " +
+                         std::string(py::str(t.dtype())));
+  bool ok = t.ndim() + 1 == logits.ndim();
+  for (py::ssize_t i = 0; ok && i < t.ndim(); ++i) ok = t.shape(i) == logits.shape(i);
+  if (!ok) {
+    std::vector<py::ssize_t> want(logits.shape(), logits.shape() + logits.ndim() - 1);
+    std::ostringstream s;
+    s << "targets has shape " << shape_str(t) << ", expected logits.shape[:-1] = (";
+    for (size_t k = 0; k < want.size(); ++k) s << (k ? ", " : "") << want[k];
+    s << (want.size() == 1 ? ",)" : ")");
+    throw py::value_error(s.str());
+  }
+  return numpy_attr("ascontiguousarray")(t, py::dtype::of<std::int64_t>());
+}
+
+py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handle mask,
+                                py::handle reduction) {
+  const std::string red = text_arg(reduction, "reduction");
+  if (red != "mean" && red != "sum")
+    throw py::value_error("reduction must be 'mean' or 'sum', got '" + red + "'");
+  const bool has_mask = !mask.is_none();
+  std::unique_ptr<Args> a_ptr;
+  if (has_mask) a_ptr = std::make_unique<Args>(std::initializer_list<std::pair<py::handle, const char*>>{{logits, "logits"}, {mask, "mask"}});
+  else a_ptr = std::make_unique<Args>(std::initializer_list<std::pair<py::handle, const char*>>{{logits, "logits"}});
+  Args& a = *a_ptr;
+  const py::array& lg = a.a[0];
+  if (lg.ndim() < 1) throw py::value_error("logits must have at least 1 dimension (..., C), got a scalar");
+  const Index C = lg.shape(lg.ndim() - 1), N = leading_rows(lg);
+  auto tg = as_targets(targets, lg);
+  if (has_mask) {
+    const py::array& m = a.a[1];
+    bool ok = m.ndim() + 1 == lg.ndim();
+    for (py::ssize_t i = 0; ok && i < m.ndim(); ++i) ok = m.shape(i) == lg.shape(i);
+    if (!ok) throw py::value_error("mask has shape " + shape_str(m) + ", expected the shape of targets " + shape_str(tg));
+  }
+  return dispatch(a.dtype, [&](auto s) -> py::tuple {
+    using S = decltype(s);
+    const S* m = has_mask ? a.ptr<S>(1) : nullptr;
+    const std::int64_t* t = tg.data();
+    for (Index i = 0; i < N; ++i) {  // targets that count must name a class
+      if ((m == nullptr || m[i] != S(0)) && (t[i] < 0 || t[i] >= C)) {
+        std::ostringstream msg;
+        msg << "targets holds " << t[i] << " at flat position " << i
+            << ", outside the classes [0, C) with C = " << C;
+        throw py::value_error(msg.str());
+      }
+    }
+    auto dlogits = empty<S>(std::vector<py::ssize_t>(lg.shape(), lg.shape() + lg.ndim()));
+    S* out = mut(dlogits);
+    double loss;
+    {
+      py::gil_scoped_release nogil;
+      loss = elman::softmax_cross_entropy<S>(out, a.ptr<S>(0), t, m, N, C, red == "mean");
+    }
+    return py::make_tuple(loss, dlogits);
+  });
+}
+
+py::dict config() {
+  py::dict c;
+  c["version"] = ELMAN_VERSION;
+  c["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
+               "." + std::to_string(EIGEN_MINOR_VERSION);
+  c["simd"] = std::string(Eigen::SimdInstructionSetsInUse());
+  c["openmp"] = _OPENMP;
+  c["compiler"] = std::string(__VERSION__);
+  return c;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "elman's compiled kernels. Use the functions of the elman package, which document them.";
+  m.attr("__version__") = ELMAN_VERSION;
+  m.def("cell_forward", [](py::handle x_t, py::handle h_prev, py::handle W_xh, py::handle W_hh,
+                           py::handle b_h, py::handle act) {
+    return forward(x_t, h_prev, W_xh, W_hh, b_h, act, true);
+  }, py::arg("x_t"), py::arg("h_prev"), py::arg("W_xh"), py::arg("W_hh"), py::arg("b_h"),
+     py::arg("activation") = "tanh");
+  m.def("rnn_forward", [](py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh,
+                          py::handle b_h, py::handle act) {
+    return forward(x, h0, W_xh, W_hh, b_h, act, false);
+  }, py::arg("x"), py::arg("h0"), py::arg("W_xh"), py::arg("W_hh"), py::arg("b_h"),
+     py::arg("activation") = "tanh");
+  m.def("cell_backward", [](py::handle dh_next, py::handle x_t, py::handle h_prev, py::handle h_next,
+                            py::handle W_xh, py::handle W_hh, py::handle act) {
+    return backward(dh_next, x_t, h_prev, h_next, W_xh, W_hh, act, true);
+  }, py::arg("dh_next"), py::arg("x_t"), py::arg("h_prev"), py::arg("h_next"), py::arg("W_xh"),
+     py::arg("W_hh"), py::arg("activation") = "tanh");
+  m.def("rnn_backward", [](py::handle dhs, py::handle x, py::handle h0, py::handle hs,
+                           py::handle W_xh, py::handle W_hh, py::handle act) {
+    return backward(dhs, x, h0, hs, W_xh, W_hh, act, false);
+  }, py::arg("dhs"), py::arg("x"), py::arg("h0"), py::arg("hs"), py::arg("W_xh"), py::arg("W_hh"),
+     py::arg("activation") = "tanh");
+  m.def("output_forward", &output_forward, py::arg("hs"), py::arg("W_hy"), py::arg("b_y"),
+        py::arg("activation") = "identity");
+  m.def("output_backward", &output_backward, py::arg("dys"), py::arg("hs"), py::arg("ys"),
+        py::arg("W_hy"), py::arg("activation") = "identity");
+  m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("targets"),
+        py::arg("mask") = py::none(), py::arg("reduction") = "mean");
+  m.def("config", &config, "Version, Eigen version, SIMD in use and compiler of this build.");
+  m.def("get_num_threads", []() { return omp_get_max_threads(); },
+        "Number of OpenMP threads the kernels use.");
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads needs n >= 1, got " + std::to_string(n));
+    omp_set_num_threads(n);
+  }, py::arg("n"), "Set the number of OpenMP threads the kernels use.");
+}

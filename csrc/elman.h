@@ -1,0 +1,63 @@
+// elman: fused kernels for the vanilla (Elman) recurrent network.
+//
+//   h_t = f(W_xh x_t + W_hh h_{t-1} + b_h)          hidden state
+//   y_t = g(W_hy h_t + b_y)                          output layer
+//
+// Shape legend, used by every kernel and binding:
+//   T = time steps, B = batch, D = input features, H = hidden units, O = outputs,
+//   N = T*B rows when time and batch are flattened, C = classes of a softmax.
+// All arrays are row-major (C order, rightmost index fastest) and time-major:
+//   x[T, B, D], h0[B, H], hs[T, B, H], W_xh[H, D], W_hh[H, H], b_h[H], W_hy[O, H], b_y[O].
+// With batch rows the column-vector formulas read h_t = f(x_t W_xh^T + h_{t-1} W_hh^T + b_h).
+//
+// Conventions: outputs first, then const inputs, then sizes. Pointers are never null unless
+// said; arrays of zero elements are allowed everywhere. Gradients are written, not accumulated.
+// Work is split by fixed-size blocks of data, never by thread count, so results are
+// bit-identical for any number of OpenMP threads. No kernel allocates inside a time loop.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace elman {
+
+using Index = std::ptrdiff_t;
+
+enum class Activation { Tanh, Sigmoid, Relu, Identity };        // hidden f
+enum class OutputActivation { Identity, Softmax, Sigmoid };     // output g
+
+// hs[T, B, H] = states after each step, starting from h0[B, H].
+template <typename S>
+void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, const S* b_h,
+                 Index T, Index B, Index D, Index H, Activation f);
+
+// Backpropagation through time. dhs[T, B, H] = dL/dhs (including the final state's gradient).
+// Writes dx[T, B, D], dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H].
+// dz[T, B, H] is workspace: the pre-activation gradients, filled by the sequential dh recurrence
+// and then consumed by the whole-sequence GEMMs.
+template <typename S>
+void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
+                  const S* dhs, const S* x, const S* h0, const S* hs, const S* W_xh, const S* W_hh,
+                  Index T, Index B, Index D, Index H, Activation f);
+
+// ys[N, O] = g(hs[N, H] W_hy^T + b_y).
+template <typename S>
+void output_forward(S* ys, const S* hs, const S* W_hy, const S* b_y, Index N, Index H, Index O,
+                    OutputActivation g);
+
+// Writes dhs[N, H], dW_hy[O, H], db_y[O] from dys[N, O]. dz[N, O] is workspace (unused for
+// the identity activation).
+template <typename S>
+void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs, const S* ys,
+                     const S* W_hy, Index N, Index H, Index O, OutputActivation g);
+
+// Softmax cross-entropy over rows of logits[N, C] with integer targets[N] and optional weights
+// mask[N] (null = all ones). Writes dlogits[N, C] = (softmax - onehot) * mask / divisor and
+// returns the loss sum(mask * nll) / divisor, where divisor = sum(mask) (or N) when mean is
+// true and 1 otherwise; a zero divisor gives loss 0 and zero gradients. Targets of rows whose
+// mask is 0 are never read, so they may hold anything; the caller checks the others' range.
+template <typename S>
+double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* targets,
+                             const S* mask, Index N, Index C, bool mean);
+
+}  // namespace elman

@@ -1,0 +1,294 @@
+// The fused kernels declared in elman.h (shape legend there).
+//
+// Parallel layout: one OpenMP region per call. Whole-sequence GEMMs are split into fixed blocks
+// of kRowBlock rows; the recurrence is split into fixed blocks of kColBlock hidden units, each
+// computed by one task per step, with the implicit barrier of `omp for` between steps. A static
+// schedule hands every thread the same blocks at every step, so its rows of W_hh stay in its
+// cache. Since a block's result depends only on its data, results are bit-identical for any
+// number of threads.
+#include "elman.h"
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace elman {
+namespace {
+
+template <typename S>
+using Mat = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename S>
+using View = Eigen::Map<Mat<S>, 0, Eigen::OuterStride<>>;
+template <typename S>
+using ConstView = Eigen::Map<const Mat<S>, 0, Eigen::OuterStride<>>;
+template <typename S>
+using ConstRow = Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>;
+
+// [rows, cols] window of row-major data whose rows start `stride` elements apart.
+template <typename S>
+View<S> view(S* p, Index rows, Index cols, Index stride) {
+  return View<S>(p, rows, cols, Eigen::OuterStride<>(stride));
+}
+template <typename S>
+ConstView<S> view(const S* p, Index rows, Index cols, Index stride) {
+  return ConstView<S>(p, rows, cols, Eigen::OuterStride<>(stride));
+}
+
+constexpr Index kColBlock = 64;    // hidden units per task in the recurrence
+constexpr Index kRowBlock = 256;   // rows per task in whole-sequence GEMMs
+// Below this many multiply-adds between two barriers, a second thread costs more than it saves.
+constexpr double kMinParallelWork = 32768.0;
+
+Index blocks(Index n, Index block) { return (n + block - 1) / block; }
+
+template <typename S>
+void fill_zero(S* p, Index n) { std::fill(p, p + n, S(0)); }
+
+// z = f(z), in place. relu is written as a select so that NaN propagates.
+template <typename S, typename Block>
+void activate(Block&& z, Activation f) {
+  switch (f) {
+    case Activation::Tanh: z.array() = z.array().tanh(); break;
+    case Activation::Sigmoid: z.array() = z.array().logistic(); break;
+    case Activation::Relu: z.array() = (z.array() < S(0)).select(S(0), z.array()); break;
+    case Activation::Identity: break;
+  }
+}
+
+// dz *= f'(pre-activation), computed from the stored output h = f(pre-activation).
+template <typename S, typename Block, typename Out>
+void times_derivative(Block&& dz, const Out& h, Activation f) {
+  switch (f) {
+    case Activation::Tanh: dz.array() *= S(1) - h.array().square(); break;
+    case Activation::Sigmoid: dz.array() *= h.array() * (S(1) - h.array()); break;
+    case Activation::Relu: dz.array() *= (h.array() > S(0)).template cast<S>(); break;
+    case Activation::Identity: break;
+  }
+}
+
+template <typename S, typename Block>
+void output_activate(Block&& y, OutputActivation g) {
+  switch (g) {
+    case OutputActivation::Identity: break;
+    case OutputActivation::Sigmoid: y.array() = y.array().logistic(); break;
+    case OutputActivation::Softmax:
+      for (Index i = 0; i < y.rows(); ++i) {
+        auto row = y.row(i).array();
+        row = (row - row.maxCoeff()).exp();
+        row /= row.sum();
+      }
+      break;
+  }
+}
+
+}  // namespace
+
+template <typename S>
+void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, const S* b_h,
+                 Index T, Index B, Index D, Index H, Activation f) {
+  const Index N = T * B;
+  if (N == 0 || H == 0) return;
+  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
+  const bool parallel = double(B) * H * H >= kMinParallelWork;
+#pragma omp parallel if (parallel)
+  {
+    // Hoisted input projection, bias included: hs = x W_xh^T + b_h for all steps at once.
+#pragma omp for schedule(static)
+    for (Index rb = 0; rb < row_blocks; ++rb) {
+      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+      auto z = view(hs + r0 * H, nr, H, H);
+      z.rowwise() = ConstRow<S>(b_h, H);
+      z.noalias() += view(x + r0 * D, nr, D, D) * view(W_xh, H, D, D).transpose();
+    }
+    // The recurrence: hs[t] = f(hs[t] + hs[t-1] W_hh^T), block by block of hidden units.
+    for (Index t = 0; t < T; ++t) {
+      const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+      S* h_t = hs + t * B * H;
+#pragma omp for schedule(static)
+      for (Index cb = 0; cb < col_blocks; ++cb) {
+        const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+        auto z = view(h_t + j0, B, nc, H);
+        z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
+        activate<S>(z, f);
+      }
+    }
+  }
+}
+
+template <typename S>
+void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
+                  const S* dhs, const S* x, const S* h0, const S* hs, const S* W_xh, const S* W_hh,
+                  Index T, Index B, Index D, Index H, Activation f) {
+  const Index N = T * B;
+  if (N == 0 || H == 0) {  // nothing flows: every gradient is zero
+    fill_zero(dx, N * D), fill_zero(dh0, B * H), fill_zero(dW_xh, H * D);
+    fill_zero(dW_hh, H * H), fill_zero(db_h, H);
+    return;
+  }
+  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
+  const bool parallel = double(B) * H * H >= kMinParallelWork;
+#pragma omp parallel if (parallel)
+  {
+    // Last step: dz[T-1] = dhs[T-1] * f'(hs[T-1]).
+#pragma omp for schedule(static)
+    for (Index cb = 0; cb < col_blocks; ++cb) {
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), off = (T - 1) * B * H + j0;
+      auto g = view(dz + off, B, nc, H);
+      g = view(dhs + off, B, nc, H);
+      times_derivative<S>(g, view(hs + off, B, nc, H), f);
+    }
+    // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]); dh0 = dz[0] W_hh.
+    for (Index t = T - 1; t >= 0; --t) {
+      const S* dz_t = dz + t * B * H;
+#pragma omp for schedule(static)
+      for (Index cb = 0; cb < col_blocks; ++cb) {
+        const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+        const Index off = (t - 1) * B * H + j0;
+        auto g = view(t > 0 ? dz + off : dh0 + j0, B, nc, H);
+        if (t > 0) g = view(dhs + off, B, nc, H);
+        else g.setZero();
+        g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
+        if (t > 0) times_derivative<S>(g, view(hs + off, B, nc, H), f);
+      }
+    }
+    // Whole-sequence GEMMs over all N = T*B rows of dz.
+#pragma omp for schedule(static) nowait
+    for (Index rb = 0; rb < row_blocks; ++rb) {  // dx = dz W_xh
+      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+      view(dx + r0 * D, nr, D, D).noalias() = view(dz + r0 * H, nr, H, H) * view(W_xh, H, D, D);
+    }
+#pragma omp for schedule(static)
+    for (Index cb = 0; cb < col_blocks; ++cb) {  // rows j0.. of dW_xh, dW_hh, db_h
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+      const auto dz_all = view(static_cast<const S*>(dz) + j0, N, nc, H);
+      view(dW_xh + j0 * D, nc, D, D).noalias() = dz_all.transpose() * view(x, N, D, D);
+      // h_prev of step t is hs[t-1], and h0 for t = 0.
+      auto dWhh = view(dW_hh + j0 * H, nc, H, H);
+      dWhh.noalias() = view(static_cast<const S*>(dz) + B * H + j0, N - B, nc, H).transpose() *
+                       view(hs, N - B, H, H);
+      dWhh.noalias() += view(static_cast<const S*>(dz) + j0, B, nc, H).transpose() * view(h0, B, H, H);
+      Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_h + j0, nc) = dz_all.colwise().sum();
+    }
+  }
+}
+
+template <typename S>
+void output_forward(S* ys, const S* hs, const S* W_hy, const S* b_y, Index N, Index H, Index O,
+                    OutputActivation g) {
+  if (N == 0 || O == 0) return;
+  const bool parallel = double(N) * H * O >= kMinParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (Index rb = 0; rb < blocks(N, kRowBlock); ++rb) {
+    const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+    auto y = view(ys + r0 * O, nr, O, O);
+    y.rowwise() = ConstRow<S>(b_y, O);
+    y.noalias() += view(hs + r0 * H, nr, H, H) * view(W_hy, O, H, H).transpose();
+    output_activate<S>(y, g);
+  }
+}
+
+template <typename S>
+void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs, const S* ys,
+                     const S* W_hy, Index N, Index H, Index O, OutputActivation g) {
+  if (N == 0 || O == 0) {
+    fill_zero(dhs, N * H), fill_zero(dW_hy, O * H), fill_zero(db_y, O);
+    return;
+  }
+  const S* dz_read = g == OutputActivation::Identity ? dys : dz;  // identity: dz is dys itself
+  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(O, kColBlock);
+  const bool parallel = double(N) * H * O >= kMinParallelWork;
+#pragma omp parallel if (parallel)
+  {
+    if (g != OutputActivation::Identity) {
+      // dz = dys * g'(ys), from the stored outputs.
+#pragma omp for schedule(static)
+      for (Index rb = 0; rb < row_blocks; ++rb) {
+        const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+        auto d = view(dz + r0 * O, nr, O, O);
+        const auto dy = view(dys + r0 * O, nr, O, O);
+        const auto y = view(ys + r0 * O, nr, O, O);
+        if (g == OutputActivation::Sigmoid) {
+          d.array() = dy.array() * y.array() * (S(1) - y.array());
+        } else {  // softmax: dz = y * (dy - <dy, y>) per row
+          d.array() = y.array() * (dy - (dy.array() * y.array()).rowwise().sum().matrix()
+                                            .replicate(1, O)).array();
+        }
+      }
+    }
+#pragma omp for schedule(static) nowait
+    for (Index rb = 0; rb < row_blocks; ++rb) {  // dhs = dz W_hy
+      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+      view(dhs + r0 * H, nr, H, H).noalias() = view(dz_read + r0 * O, nr, O, O) * view(W_hy, O, H, H);
+    }
+#pragma omp for schedule(static)
+    for (Index cb = 0; cb < col_blocks; ++cb) {  // rows j0.. of dW_hy and db_y
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
+      const auto dz_all = view(dz_read + j0, N, nc, O);
+      view(dW_hy + j0 * H, nc, H, H).noalias() = dz_all.transpose() * view(hs, N, H, H);
+      Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_y + j0, nc) = dz_all.colwise().sum();
+    }
+  }
+}
+
+template <typename S>
+double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* targets,
+                             const S* mask, Index N, Index C, bool mean) {
+  double divisor = 1.0;
+  if (mean) {
+    divisor = double(N);
+    if (mask) {
+      divisor = 0.0;
+      for (Index i = 0; i < N; ++i) divisor += double(mask[i]);
+    }
+  }
+  if (N == 0 || divisor == 0.0) {
+    fill_zero(dlogits, N * C);
+    return 0.0;
+  }
+  const Index row_blocks = blocks(N, kRowBlock);
+  std::vector<double> partial(row_blocks, 0.0);  // per-block sums, added in order: deterministic
+  const bool parallel = double(N) * C >= kMinParallelWork;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (Index rb = 0; rb < row_blocks; ++rb) {
+    const Index r0 = rb * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
+    double sum = 0.0;
+    for (Index i = r0; i < r1; ++i) {
+      const S w = mask ? mask[i] : S(1);
+      auto d = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>(dlogits + i * C, C);
+      if (w == S(0)) {  // ignored position: its target is not read, its gradient is zero
+        d.setZero();
+        continue;
+      }
+      const auto l = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>(logits + i * C, C);
+      const S m = l.maxCoeff();
+      d = (l - m).exp();                       // unnormalised probabilities, written once
+      const S z = d.sum();
+      const std::int64_t k = targets[i];
+      sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
+      d *= S(double(w) / (double(z) * divisor));
+      d[k] -= S(double(w) / divisor);
+    }
+    partial[rb] = sum;
+  }
+  double loss = 0.0;
+  for (double p : partial) loss += p;
+  return loss / divisor;
+}
+
+#define ELMAN_INSTANTIATE(S)                                                                    \
+  template void rnn_forward<S>(S*, const S*, const S*, const S*, const S*, const S*, Index,      \
+                               Index, Index, Index, Activation);                                 \
+  template void rnn_backward<S>(S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*,  \
+                                const S*, const S*, Index, Index, Index, Index, Activation);     \
+  template void output_forward<S>(S*, const S*, const S*, const S*, Index, Index, Index,         \
+                                  OutputActivation);                                             \
+  template void output_backward<S>(S*, S*, S*, S*, const S*, const S*, const S*, const S*,       \
+                                   Index, Index, Index, OutputActivation);                       \
+  template double softmax_cross_entropy<S>(S*, const S*, const std::int64_t*, const S*, Index,   \
+                                           Index, bool);
+ELMAN_INSTANTIATE(float)
+ELMAN_INSTANTIATE(double)
+
+}  // namespace elman
