@@ -351,24 +351,22 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
   const std::string red = text_arg(reduction, "reduction");
   if (red != "mean" && red != "sum")
     throw py::value_error("reduction must be 'mean' or 'sum', got '" + red + "'");
-  const bool has_mask = !mask.is_none();
-  std::unique_ptr<Args> a_ptr;
-  if (has_mask) a_ptr = std::make_unique<Args>(std::initializer_list<std::pair<py::handle, const char*>>{{logits, "logits"}, {mask, "mask"}});
-  else a_ptr = std::make_unique<Args>(std::initializer_list<std::pair<py::handle, const char*>>{{logits, "logits"}});
-  Args& a = *a_ptr;
+  Args a({{logits, "logits"}});  // the logits alone decide the dtype, as in the reference
   const py::array& lg = a.a[0];
   if (lg.ndim() < 1) throw py::value_error("logits must have at least 1 dimension (..., C), got a scalar");
   const Index C = lg.shape(lg.ndim() - 1), N = leading_rows(lg);
   auto tg = as_targets(targets, lg);
+  const bool has_mask = !mask.is_none();
+  py::array mk;
   if (has_mask) {
-    const py::array& m = a.a[1];
-    bool ok = m.ndim() + 1 == lg.ndim();
-    for (py::ssize_t i = 0; ok && i < m.ndim(); ++i) ok = m.shape(i) == lg.shape(i);
-    if (!ok) throw py::value_error("mask has shape " + shape_str(m) + ", expected the shape of targets " + shape_str(tg));
+    mk = numpy_attr("ascontiguousarray")(as_ndarray(mask, "mask"), py::dtype(a.dtype));
+    bool ok = mk.ndim() + 1 == lg.ndim();
+    for (py::ssize_t i = 0; ok && i < mk.ndim(); ++i) ok = mk.shape(i) == lg.shape(i);
+    if (!ok) throw py::value_error("mask has shape " + shape_str(mk) + ", expected the shape of targets " + shape_str(tg));
   }
   return dispatch(a.dtype, [&](auto s) -> py::tuple {
     using S = decltype(s);
-    const S* m = has_mask ? a.ptr<S>(1) : nullptr;
+    const S* m = has_mask ? static_cast<const S*>(mk.data()) : nullptr;
     const std::int64_t* t = tg.data();
     for (Index i = 0; i < N; ++i) {  // targets that count must name a class
       if ((m == nullptr || m[i] != S(0)) && (t[i] < 0 || t[i] >= C)) {
@@ -394,7 +392,7 @@ py::dict config() {
   c["version"] = ELMAN_VERSION;
   c["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                "." + std::to_string(EIGEN_MINOR_VERSION);
-  c["simd"] = std::string(Eigen::SimdInstructionSetsInUse());
+  c["simd"] = std::string(elman::simd_in_use());
   c["openmp"] = _OPENMP;
   c["compiler"] = std::string(__VERSION__);
   return c;

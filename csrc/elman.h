@@ -60,4 +60,7 @@ template <typename S>
 double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* targets,
                              const S* mask, Index N, Index C, bool mean);
 
+// The SIMD instruction sets the kernels were compiled for (they may differ from the bindings').
+const char* simd_in_use();
+
 }  // namespace elman

@@ -277,6 +277,8 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
   return loss / divisor;
 }
 
+const char* simd_in_use() { return Eigen::SimdInstructionSetsInUse(); }
+
 #define ELMAN_INSTANTIATE(S)                                                                    \
   template void rnn_forward<S>(S*, const S*, const S*, const S*, const S*, const S*, Index,      \
                                Index, Index, Index, Activation);                                 \
