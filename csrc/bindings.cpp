@@ -185,6 +185,37 @@ S* mut(py::array_t<S>& a) { return a.mutable_data(); }
 template <typename S>
 std::unique_ptr<S[]> scratch(Index n) { return std::unique_ptr<S[]>(new S[size_t(std::max<Index>(n, 1))]); }
 
+// The caller's `out` array when given (for loops that must not allocate, e.g. streaming), else a
+// new one. `out` must be exactly what the call would allocate: C-contiguous, writeable, of the
+// compute dtype and shape, and not overlapping any input (the kernels read inputs while writing).
+template <typename S>
+py::array_t<S> output_array(py::handle out, std::vector<py::ssize_t> shape, const Args& args) {
+  if (out.is_none()) return py::array_t<S>(shape);
+  if (!py::isinstance<py::array>(out))
+    throw py::type_error("out must be a numpy.ndarray, got " +
+                         std::string(py::str(py::type::of(out).attr("__name__"))));
+  auto o = py::reinterpret_borrow<py::array>(out);
+  const bool ok_dtype = o.dtype().num() == py::dtype::of<S>().num() && is_native(o);
+  std::ostringstream want;
+  want << "(";
+  for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
+  want << (shape.size() == 1 ? ",)" : ")");
+  if (!ok_dtype || !(o.flags() & py::array::c_style) || !(o.flags() & kAligned) || !o.writeable())
+    throw py::value_error("out must be a writeable, C-contiguous " + std::string(py::str(py::dtype::of<S>())) +
+                          " array, got dtype " + std::string(py::str(o.dtype())));
+  bool ok_shape = o.ndim() == py::ssize_t(shape.size());
+  for (size_t i = 0; ok_shape && i < shape.size(); ++i) ok_shape = o.shape(i) == shape[i];
+  if (!ok_shape) throw py::value_error("out has shape " + shape_str(o) + ", expected " + want.str());
+  const char* lo = static_cast<const char*>(o.data());
+  const char* hi = lo + o.nbytes();
+  for (const auto& in : args.a) {
+    const char* ilo = static_cast<const char*>(in.data());
+    if (in.nbytes() > 0 && o.nbytes() > 0 && ilo < hi && lo < ilo + in.nbytes())
+      throw py::value_error("out overlaps an input; pass a separate buffer");
+  }
+  return py::reinterpret_borrow<py::array_t<S>>(out);
+}
+
 // ---------------------------------------------------------------- recurrent layer
 
 struct RnnDims { Index T, B, D, H; };
@@ -208,7 +239,7 @@ RnnDims rnn_dims(const py::array& x, const char* x_name, bool step, const py::ar
 }
 
 py::array forward(py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh, py::handle b_h,
-                  py::handle activation, bool step) {
+                  py::handle activation, bool step, py::handle out = py::none()) {
   const auto f = parse_activation(activation);
   const char* x_name = step ? "x_t" : "x";
   const char* h_name = step ? "h_prev" : "h0";
@@ -218,10 +249,10 @@ py::array forward(py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh,
   expect_shape(a.a[4], "b_h", "(H,)", {d.H});
   return dispatch(a.dtype, [&](auto s) -> py::array {
     using S = decltype(s);
-    auto hs = step ? empty<S>({d.B, d.H}) : empty<S>({d.T, d.B, d.H});
-    S* out = mut(hs);
+    auto hs = step ? output_array<S>(out, {d.B, d.H}, a) : output_array<S>(out, {d.T, d.B, d.H}, a);
+    S* p_hs = mut(hs);
     py::gil_scoped_release nogil;
-    elman::rnn_forward<S>(out, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4),
+    elman::rnn_forward<S>(p_hs, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4),
                           d.T, d.B, d.D, d.H, f);
     return hs;
   });
@@ -288,17 +319,18 @@ std::array<Index, 3> output_dims(const py::array& hs, const py::array& W_hy) {
   return {leading_rows(hs), H, O};
 }
 
-py::array output_forward(py::handle hs, py::handle W_hy, py::handle b_y, py::handle activation) {
+py::array output_forward(py::handle hs, py::handle W_hy, py::handle b_y, py::handle activation,
+                         py::handle out) {
   const auto g = parse_output_activation(activation);
   Args a({{hs, "hs"}, {W_hy, "W_hy"}, {b_y, "b_y"}});
   const auto [N, H, O] = output_dims(a.a[0], a.a[1]);
   expect_shape(a.a[2], "b_y", "(O,)", {O});
   return dispatch(a.dtype, [&, N = N, H = H, O = O](auto s) -> py::array {
     using S = decltype(s);
-    auto ys = empty<S>(with_last(a.a[0], O));
-    S* out = mut(ys);
+    auto ys = output_array<S>(out, with_last(a.a[0], O), a);
+    S* p_ys = mut(ys);
     py::gil_scoped_release nogil;
-    elman::output_forward<S>(out, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), N, H, O, g);
+    elman::output_forward<S>(p_ys, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), N, H, O, g);
     return ys;
   });
 }
@@ -404,10 +436,12 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "elman's compiled kernels. Use the functions of the elman package, which document them.";
   m.attr("__version__") = ELMAN_VERSION;
   m.def("cell_forward", [](py::handle x_t, py::handle h_prev, py::handle W_xh, py::handle W_hh,
-                           py::handle b_h, py::handle act) {
-    return forward(x_t, h_prev, W_xh, W_hh, b_h, act, true);
+                           py::handle b_h, py::handle act, py::handle out) {
+    return forward(x_t, h_prev, W_xh, W_hh, b_h, act, true, out);
   }, py::arg("x_t"), py::arg("h_prev"), py::arg("W_xh"), py::arg("W_hh"), py::arg("b_h"),
-     py::arg("activation") = "tanh");
+     py::arg("activation") = "tanh", py::kw_only(), py::arg("out") = py::none(),
+     "cell_forward(x_t, h_prev, W_xh, W_hh, b_h, activation='tanh', *, out=None): out, when given, "
+     "receives h_next[B, H] (C-contiguous, compute dtype, not overlapping the inputs).");
   m.def("rnn_forward", [](py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh,
                           py::handle b_h, py::handle act) {
     return forward(x, h0, W_xh, W_hh, b_h, act, false);
@@ -424,7 +458,9 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("dhs"), py::arg("x"), py::arg("h0"), py::arg("hs"), py::arg("W_xh"), py::arg("W_hh"),
      py::arg("activation") = "tanh");
   m.def("output_forward", &output_forward, py::arg("hs"), py::arg("W_hy"), py::arg("b_y"),
-        py::arg("activation") = "identity");
+        py::arg("activation") = "identity", py::kw_only(), py::arg("out") = py::none(),
+        "output_forward(hs, W_hy, b_y, activation='identity', *, out=None): out, when given, "
+        "receives ys[..., O] (C-contiguous, compute dtype, not overlapping the inputs).");
   m.def("output_backward", &output_backward, py::arg("dys"), py::arg("hs"), py::arg("ys"),
         py::arg("W_hy"), py::arg("activation") = "identity");
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("targets"),
