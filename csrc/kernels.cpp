@@ -10,6 +10,8 @@
 
 #include <Eigen/Dense>
 
+#include "pointwise.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -46,14 +48,18 @@ Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 template <typename S>
 void fill_zero(S* p, Index n) { std::fill(p, p + n, S(0)); }
 
-// z = f(z), in place. relu is written as a select so that NaN propagates.
+// z = f(z), in place, row by row (pointwise.h: the same bits wherever the data sits).
 template <typename S, typename Block>
 void activate(Block&& z, Activation f) {
-  switch (f) {
-    case Activation::Tanh: z.array() = z.array().tanh(); break;
-    case Activation::Sigmoid: z.array() = z.array().logistic(); break;
-    case Activation::Relu: z.array() = (z.array() < S(0)).select(S(0), z.array()); break;
-    case Activation::Identity: break;
+  if (f == Activation::Identity) return;
+  for (Index i = 0; i < z.rows(); ++i) {
+    S* row = z.data() + i * z.outerStride();
+    switch (f) {
+      case Activation::Tanh: pointwise::tanh_row(row, z.cols()); break;
+      case Activation::Sigmoid: pointwise::sigmoid_row(row, z.cols()); break;
+      case Activation::Relu: pointwise::relu_row(row, z.cols()); break;
+      case Activation::Identity: break;
+    }
   }
 }
 
@@ -70,17 +76,27 @@ void times_derivative(Block&& dz, const Out& h, Activation f) {
 
 template <typename S, typename Block>
 void output_activate(Block&& y, OutputActivation g) {
-  switch (g) {
-    case OutputActivation::Identity: break;
-    case OutputActivation::Sigmoid: y.array() = y.array().logistic(); break;
-    case OutputActivation::Softmax:
-      for (Index i = 0; i < y.rows(); ++i) {
-        auto row = y.row(i).array();
-        row = (row - row.maxCoeff()).exp();
-        row /= row.sum();
-      }
-      break;
+  for (Index i = 0; g != OutputActivation::Identity && i < y.rows(); ++i) {
+    S* row = y.data() + i * y.outerStride();
+    const Index n = y.cols();
+    if (g == OutputActivation::Sigmoid) {
+      pointwise::sigmoid_row(row, n);
+    } else {  // softmax, shifted by the row's max so that exp cannot overflow
+      const S m = pointwise::max(row, n);
+      for (Index j = 0; j < n; ++j) row[j] -= m;
+      pointwise::exp_row(row, n);
+      const S z = pointwise::sum(row, n);
+      for (Index j = 0; j < n; ++j) row[j] /= z;
+    }
   }
+}
+
+// sums[0, c) = column sums of the [rows, c) window m, added row after row (a fixed order).
+template <typename S, typename M>
+void column_sums(S* sums, const M& m) {
+  auto out = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>(sums, m.cols());
+  out.setZero();
+  for (Index r = 0; r < m.rows(); ++r) out += m.row(r).array();
 }
 
 }  // namespace
@@ -169,7 +185,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
       dWhh.noalias() = view(static_cast<const S*>(dz) + B * H + j0, N - B, nc, H).transpose() *
                        view(hs, N - B, H, H);
       dWhh.noalias() += view(static_cast<const S*>(dz) + j0, B, nc, H).transpose() * view(h0, B, H, H);
-      Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_h + j0, nc) = dz_all.colwise().sum();
+      column_sums(db_h + j0, dz_all);
     }
   }
 }
@@ -212,8 +228,10 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
         if (g == OutputActivation::Sigmoid) {
           d.array() = dy.array() * y.array() * (S(1) - y.array());
         } else {  // softmax: dz = y * (dy - <dy, y>) per row
-          d.array() = y.array() * (dy - (dy.array() * y.array()).rowwise().sum().matrix()
-                                            .replicate(1, O)).array();
+          for (Index i = 0; i < nr; ++i) {
+            const S inner = pointwise::dot(dys + (r0 + i) * O, ys + (r0 + i) * O, O);
+            d.row(i).array() = y.row(i).array() * (dy.row(i).array() - inner);
+          }
         }
       }
     }
@@ -227,7 +245,7 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
       const auto dz_all = view(dz_read + j0, N, nc, O);
       view(dW_hy + j0 * H, nc, H, H).noalias() = dz_all.transpose() * view(hs, N, H, H);
-      Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db_y + j0, nc) = dz_all.colwise().sum();
+      column_sums(db_y + j0, dz_all);
     }
   }
 }
@@ -262,9 +280,10 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
         continue;
       }
       const auto l = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>(logits + i * C, C);
-      const S m = l.maxCoeff();
-      d = (l - m).exp();                       // unnormalised probabilities, written once
-      const S z = d.sum();
+      const S m = pointwise::max(logits + i * C, C);
+      d = l - m;
+      pointwise::exp_row(&d[0], C);            // unnormalised probabilities, written once
+      const S z = pointwise::sum(&d[0], C);
       const std::int64_t k = targets[i];
       sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
       d *= S(double(w) / (double(z) * divisor));

@@ -1,0 +1,102 @@
+// Pointwise functions and reductions over one row of contiguous values, computed so that every
+// element gets exactly the same arithmetic wherever it sits.
+//
+// Why not Eigen's array expressions: they split a row into a scalar head (until the data is
+// aligned), vector packets and a scalar tail, so the split depends on the address of the data.
+// For tanh and exp the scalar and vector formulas differ in the last bit, and a sum's order
+// follows the split, so results would change with where NumPy happened to allocate an array.
+// Here a row is processed from its first element in whole packets; the tail goes through the
+// same packet function in a padded buffer. (The kernels are also compiled with
+// -ffp-contract=off, so plain +, -, * are the same in scalar and vector code.)
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+
+#include "elman.h"
+
+namespace elman::pointwise {
+
+namespace ei = Eigen::internal;
+
+template <typename S>
+using Packet = typename ei::packet_traits<S>::type;
+template <typename S>
+constexpr Index kLanes = ei::unpacket_traits<Packet<S>>::size;
+
+// p[i] = op(p[i]) for i < n, with op a function of one packet.
+template <typename S, typename Op>
+inline void transform(S* p, Index n, Op op) {
+  constexpr Index L = kLanes<S>;
+  Index i = 0;
+  for (; i + L <= n; i += L) ei::pstoreu(p + i, op(ei::ploadu<Packet<S>>(p + i)));
+  if (i < n) {
+    alignas(64) S buf[L] = {};
+    std::copy(p + i, p + n, buf);
+    ei::pstore(buf, op(ei::pload<Packet<S>>(buf)));
+    std::copy(buf, buf + (n - i), p + i);
+  }
+}
+
+// exp, vectorised for float and double.
+template <typename S>
+inline Packet<S> exp(const Packet<S>& x) { return ei::pexp(x); }
+
+// 1 / (1 + exp(-x)): exact to a few ulp, 0 at -inf, 1 at +inf, NaN stays NaN.
+template <typename S>
+inline Packet<S> sigmoid(const Packet<S>& x) {
+  const Packet<S> one = ei::pset1<Packet<S>>(S(1));
+  return ei::pdiv(one, ei::padd(one, ei::pexp(ei::pnegate(x))));
+}
+
+inline void tanh_row(float* p, Index n) {  // Eigen's vectorised rational approximation
+  transform<float>(p, n, [](const Packet<float>& x) { return ei::ptanh(x); });
+}
+inline void tanh_row(double* p, Index n) {  // Eigen has no vectorised double tanh: use the libm one
+  for (Index i = 0; i < n; ++i) p[i] = std::tanh(p[i]);
+}
+
+template <typename S>
+inline void sigmoid_row(S* p, Index n) { transform<S>(p, n, sigmoid<S>); }
+
+template <typename S>
+inline void exp_row(S* p, Index n) { transform<S>(p, n, exp<S>); }
+
+// relu written as a select, so that NaN propagates.
+template <typename S>
+inline void relu_row(S* p, Index n) {
+  for (Index i = 0; i < n; ++i) p[i] = p[i] < S(0) ? S(0) : p[i];
+}
+
+// Sum of n values in a fixed order: 8 interleaved partial sums, combined pairwise.
+template <typename S>
+inline S sum(const S* p, Index n) {
+  S acc[8] = {};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
+  for (int k = 0; i < n; ++i, ++k) acc[k] += p[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Sum of a[i] * b[i], in the same fixed order as sum().
+template <typename S>
+inline S dot(const S* a, const S* b, Index n) {
+  S acc[8] = {};
+  Index i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+  for (int k = 0; i < n; ++i, ++k) acc[k] += a[i] * b[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <typename S>
+inline S max(const S* p, Index n) {  // NaN propagates
+  S m = n > 0 ? p[0] : S(0);
+  for (Index i = 1; i < n; ++i) m = (p[i] > m || std::isnan(p[i])) ? p[i] : m;
+  return m;
+}
+
+}  // namespace elman::pointwise

@@ -1,0 +1,96 @@
+"""Results are bit-identical for any number of OpenMP threads and wherever the arrays sit in memory."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import elman
+from conftest import make_rnn_inputs
+
+# Large enough that every kernel runs its parallel path (several blocks of rows and hidden units).
+T, B, D, H, O = 9, 70, 33, 200, 130
+
+
+def digest_of_all_kernels(dtype):
+    """SHA-256 of the bytes of every output of every kernel, for fixed random inputs."""
+    rng = np.random.default_rng(7)
+    p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    hs = elman.rnn_forward(**p)
+    outs = [hs, *elman.rnn_backward(rng.standard_normal(hs.shape).astype(dtype), p["x"], p["h0"], hs,
+                                     p["W_xh"], p["W_hh"])]
+    W, b = rng.standard_normal((O, H)).astype(dtype), rng.standard_normal(O).astype(dtype)
+    for g in ["identity", "softmax", "sigmoid"]:
+        ys = elman.output_forward(hs, W, b, g)
+        outs += [ys, *elman.output_backward(rng.standard_normal(ys.shape).astype(dtype), hs, ys, W, g)]
+    loss, d = elman.softmax_cross_entropy(ys, rng.integers(0, O, (T, B)))
+    outs += [np.array(loss), d]
+    h = hashlib.sha256()
+    for a in outs:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_set_num_threads_does_not_change_a_bit(dtype):
+    before = elman.get_num_threads()
+    try:
+        digests = set()
+        for n in (1, 2, 3):
+            elman.set_num_threads(n)
+            assert elman.get_num_threads() == n
+            digests.add(digest_of_all_kernels(dtype))
+        assert len(digests) == 1
+    finally:
+        elman.set_num_threads(before)
+
+
+def test_omp_num_threads_env_does_not_change_a_bit():
+    code = ("import numpy as np, elman, sys; sys.path.insert(0, %r); import test_determinism as t; "
+            "print(elman.get_num_threads(), t.digest_of_all_kernels(np.float32))" % os.path.dirname(__file__))
+    seen = {}
+    for n in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=n)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        threads, digest = out.stdout.split()
+        assert threads == n  # the environment variable is honoured
+        seen[n] = digest
+    assert seen["1"] == seen["2"]
+
+
+def test_set_num_threads_rejects_zero():
+    with pytest.raises(ValueError, match="n >= 1"):
+        elman.set_num_threads(0)
+
+
+def at_offset(a, offset):
+    """A copy of `a` whose data starts `offset` elements into a fresh buffer (any alignment)."""
+    buf = np.empty(a.size + 8, a.dtype)
+    view = buf[offset:offset + a.size].reshape(a.shape)
+    view[...] = a
+    return view
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alignment_of_the_data_does_not_change_a_bit(dtype):
+    """Vector code must not split rows by address: every offset gives the same bits."""
+    rng = np.random.default_rng(3)
+    p = make_rnn_inputs(rng, 3, 5, 7, 37, dtype)
+    W, b = rng.standard_normal((11, 37)).astype(dtype), rng.standard_normal(11).astype(dtype)
+    results = set()
+    for offset in range(8):
+        q = {k: at_offset(v, offset) for k, v in p.items()}
+        hs = elman.rnn_forward(**q)
+        h1 = elman._core.cell_forward(q["x"][0], q["h0"], q["W_xh"], q["W_hh"], q["b_h"],
+                                      out=at_offset(np.zeros((5, 37), dtype), offset))
+        outs = [hs, h1]
+        for g in ["softmax", "sigmoid"]:
+            ys = elman._core.output_forward(at_offset(hs, offset), W, b, g,
+                                            out=at_offset(np.zeros((3, 5, 11), dtype), offset))
+            outs += [ys, *elman.output_backward(at_offset(np.ones_like(ys), offset), hs, ys, W, g)]
+        outs.append(elman.softmax_cross_entropy(at_offset(ys, offset), np.zeros((3, 5), int))[1])
+        results.add(b"".join(np.ascontiguousarray(a).tobytes() for a in outs))
+    assert len(results) == 1
