@@ -11,9 +11,11 @@
 #include <Eigen/Dense>
 
 #include "pointwise.h"
+#include "recurrence.h"
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 namespace elman {
@@ -45,34 +47,36 @@ constexpr double kMinParallelWork = 32768.0;
 
 Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 
+// body(i) for i in [0, n): shared by the team when `team` (called inside a parallel region; the
+// implicit barrier ends it unless kNoWait), else a plain loop. Small problems take the plain
+// loop: even a one-thread OpenMP barrier costs a futex system call per step.
+enum Wait { kBarrier, kNoWait };
+template <Wait wait = kBarrier, typename Body>
+void for_blocks(bool team, Index n, Body&& body) {
+  if (!team) {
+    for (Index i = 0; i < n; ++i) body(i);
+  } else if (wait == kNoWait) {
+#pragma omp for schedule(static) nowait
+    for (Index i = 0; i < n; ++i) body(i);
+  } else {
+#pragma omp for schedule(static)
+    for (Index i = 0; i < n; ++i) body(i);
+  }
+}
+
+// run(team) inside one parallel region when the work is worth a second thread, else serially.
+template <typename Run>
+void region(bool parallel, Run&& run) {
+  if (parallel) {
+#pragma omp parallel
+    run(true);
+  } else {
+    run(false);
+  }
+}
+
 template <typename S>
 void fill_zero(S* p, Index n) { std::fill(p, p + n, S(0)); }
-
-// z = f(z), in place, row by row (pointwise.h: the same bits wherever the data sits).
-template <typename S, typename Block>
-void activate(Block&& z, Activation f) {
-  if (f == Activation::Identity) return;
-  for (Index i = 0; i < z.rows(); ++i) {
-    S* row = z.data() + i * z.outerStride();
-    switch (f) {
-      case Activation::Tanh: pointwise::tanh_row(row, z.cols()); break;
-      case Activation::Sigmoid: pointwise::sigmoid_row(row, z.cols()); break;
-      case Activation::Relu: pointwise::relu_row(row, z.cols()); break;
-      case Activation::Identity: break;
-    }
-  }
-}
-
-// dz *= f'(pre-activation), computed from the stored output h = f(pre-activation).
-template <typename S, typename Block, typename Out>
-void times_derivative(Block&& dz, const Out& h, Activation f) {
-  switch (f) {
-    case Activation::Tanh: dz.array() *= S(1) - h.array().square(); break;
-    case Activation::Sigmoid: dz.array() *= h.array() * (S(1) - h.array()); break;
-    case Activation::Relu: dz.array() *= (h.array() > S(0)).template cast<S>(); break;
-    case Activation::Identity: break;
-  }
-}
 
 template <typename S, typename Block>
 void output_activate(Block&& y, OutputActivation g) {
@@ -101,36 +105,47 @@ void column_sums(S* sums, const M& m) {
 
 }  // namespace
 
+// Panels of W_hh for the recurrence, one per block of kColBlock hidden units (recurrence.h).
+template <typename S>
+struct Panels {
+  static constexpr Index kWidth = kColBlock;  // a whole number of packets on every ISA
+  std::unique_ptr<S[]> data;
+  Index H;
+  explicit Panels(Index H_) : data(new S[size_t(blocks(H_, kColBlock) * kColBlock * H_)]), H(H_) {}
+  S* operator[](Index cb) const { return data.get() + cb * kColBlock * H; }
+};
+
 template <typename S>
 void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, const S* b_h,
                  Index T, Index B, Index D, Index H, Activation f) {
   const Index N = T * B;
   if (N == 0 || H == 0) return;
   const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
-  const bool parallel = double(B) * H * H >= kMinParallelWork;
-#pragma omp parallel if (parallel)
-  {
+  const Panels<S> panel(H);
+  region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
+    // W_hh[J, :]^T packed once per sequence. The static schedule gives each thread the same
+    // blocks here and in the recurrence, so it packs exactly the panels it will read.
+    for_blocks<kNoWait>(team, col_blocks, [&](Index cb) {
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+      recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/true);
+    });
     // Hoisted input projection, bias included: hs = x W_xh^T + b_h for all steps at once.
-#pragma omp for schedule(static)
-    for (Index rb = 0; rb < row_blocks; ++rb) {
+    for_blocks(team, row_blocks, [&](Index rb) {
       const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
       auto z = view(hs + r0 * H, nr, H, H);
       z.rowwise() = ConstRow<S>(b_h, H);
       z.noalias() += view(x + r0 * D, nr, D, D) * view(W_xh, H, D, D).transpose();
-    }
+    });
     // The recurrence: hs[t] = f(hs[t] + hs[t-1] W_hh^T), block by block of hidden units.
     for (Index t = 0; t < T; ++t) {
       const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
-      S* h_t = hs + t * B * H;
-#pragma omp for schedule(static)
-      for (Index cb = 0; cb < col_blocks; ++cb) {
+      const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
+      for_blocks(team, col_blocks, [&](Index cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        auto z = view(h_t + j0, B, nc, H);
-        z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
-        activate<S>(z, f);
-      }
+        recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+      });
     }
-  }
+  });
 }
 
 template <typename S>
@@ -144,65 +159,60 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
     return;
   }
   const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
-  const bool parallel = double(B) * H * H >= kMinParallelWork;
-#pragma omp parallel if (parallel)
-  {
-    // Last step: dz[T-1] = dhs[T-1] * f'(hs[T-1]).
-#pragma omp for schedule(static)
-    for (Index cb = 0; cb < col_blocks; ++cb) {
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), off = (T - 1) * B * H + j0;
-      auto g = view(dz + off, B, nc, H);
-      g = view(dhs + off, B, nc, H);
-      times_derivative<S>(g, view(hs + off, B, nc, H), f);
-    }
+  const Index step = B * H;
+  const Panels<S> panel(H);
+  region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
+    // The panels W_hh[:, J], and the last step, which has no product:
+    // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
+    for_blocks(team, col_blocks, [&](Index cb) {
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
+      recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
+      const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz + last, H, f};
+      recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
+    });
     // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]); dh0 = dz[0] W_hh.
     for (Index t = T - 1; t >= 0; --t) {
-      const S* dz_t = dz + t * B * H;
-#pragma omp for schedule(static)
-      for (Index cb = 0; cb < col_blocks; ++cb) {
+      const auto epi = t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step,
+                                                               dz + (t - 1) * step, H, f}
+                             : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
+      const S* dz_t = dz + t * step;
+      for_blocks(team, col_blocks, [&](Index cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        const Index off = (t - 1) * B * H + j0;
-        auto g = view(t > 0 ? dz + off : dh0 + j0, B, nc, H);
-        if (t > 0) g = view(dhs + off, B, nc, H);
-        else g.setZero();
-        g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
-        if (t > 0) times_derivative<S>(g, view(hs + off, B, nc, H), f);
-      }
+        recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+      });
     }
     // Whole-sequence GEMMs over all N = T*B rows of dz.
-#pragma omp for schedule(static) nowait
-    for (Index rb = 0; rb < row_blocks; ++rb) {  // dx = dz W_xh
+    for_blocks<kNoWait>(team, row_blocks, [&](Index rb) {  // dx = dz W_xh
       const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
       view(dx + r0 * D, nr, D, D).noalias() = view(dz + r0 * H, nr, H, H) * view(W_xh, H, D, D);
-    }
-#pragma omp for schedule(static)
-    for (Index cb = 0; cb < col_blocks; ++cb) {  // rows j0.. of dW_xh, dW_hh, db_h
+    });
+    for_blocks(team, col_blocks, [&](Index cb) {  // rows j0.. of dW_xh, dW_hh, db_h
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-      const auto dz_all = view(static_cast<const S*>(dz) + j0, N, nc, H);
+      const S* dz_c = dz;
+      const auto dz_all = view(dz_c + j0, N, nc, H);
       view(dW_xh + j0 * D, nc, D, D).noalias() = dz_all.transpose() * view(x, N, D, D);
       // h_prev of step t is hs[t-1], and h0 for t = 0.
       auto dWhh = view(dW_hh + j0 * H, nc, H, H);
-      dWhh.noalias() = view(static_cast<const S*>(dz) + B * H + j0, N - B, nc, H).transpose() *
-                       view(hs, N - B, H, H);
-      dWhh.noalias() += view(static_cast<const S*>(dz) + j0, B, nc, H).transpose() * view(h0, B, H, H);
+      dWhh.noalias() = view(dz_c + step + j0, N - B, nc, H).transpose() * view(hs, N - B, H, H);
+      dWhh.noalias() += view(dz_c + j0, B, nc, H).transpose() * view(h0, B, H, H);
       column_sums(db_h + j0, dz_all);
-    }
-  }
+    });
+  });
 }
 
 template <typename S>
 void output_forward(S* ys, const S* hs, const S* W_hy, const S* b_y, Index N, Index H, Index O,
                     OutputActivation g) {
   if (N == 0 || O == 0) return;
-  const bool parallel = double(N) * H * O >= kMinParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (Index rb = 0; rb < blocks(N, kRowBlock); ++rb) {
-    const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
-    auto y = view(ys + r0 * O, nr, O, O);
-    y.rowwise() = ConstRow<S>(b_y, O);
-    y.noalias() += view(hs + r0 * H, nr, H, H) * view(W_hy, O, H, H).transpose();
-    output_activate<S>(y, g);
-  }
+  region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
+    for_blocks(team, blocks(N, kRowBlock), [&](Index rb) {
+      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
+      auto y = view(ys + r0 * O, nr, O, O);
+      y.rowwise() = ConstRow<S>(b_y, O);
+      y.noalias() += view(hs + r0 * H, nr, H, H) * view(W_hy, O, H, H).transpose();
+      output_activate<S>(y, g);
+    });
+  });
 }
 
 template <typename S>
@@ -214,13 +224,10 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
   }
   const S* dz_read = g == OutputActivation::Identity ? dys : dz;  // identity: dz is dys itself
   const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(O, kColBlock);
-  const bool parallel = double(N) * H * O >= kMinParallelWork;
-#pragma omp parallel if (parallel)
-  {
+  region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
     if (g != OutputActivation::Identity) {
       // dz = dys * g'(ys), from the stored outputs.
-#pragma omp for schedule(static)
-      for (Index rb = 0; rb < row_blocks; ++rb) {
+      for_blocks(team, row_blocks, [&](Index rb) {
         const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
         auto d = view(dz + r0 * O, nr, O, O);
         const auto dy = view(dys + r0 * O, nr, O, O);
@@ -233,21 +240,19 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
             d.row(i).array() = y.row(i).array() * (dy.row(i).array() - inner);
           }
         }
-      }
+      });
     }
-#pragma omp for schedule(static) nowait
-    for (Index rb = 0; rb < row_blocks; ++rb) {  // dhs = dz W_hy
+    for_blocks<kNoWait>(team, row_blocks, [&](Index rb) {  // dhs = dz W_hy
       const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
       view(dhs + r0 * H, nr, H, H).noalias() = view(dz_read + r0 * O, nr, O, O) * view(W_hy, O, H, H);
-    }
-#pragma omp for schedule(static)
-    for (Index cb = 0; cb < col_blocks; ++cb) {  // rows j0.. of dW_hy and db_y
+    });
+    for_blocks(team, col_blocks, [&](Index cb) {  // rows j0.. of dW_hy and db_y
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
       const auto dz_all = view(dz_read + j0, N, nc, O);
       view(dW_hy + j0 * H, nc, H, H).noalias() = dz_all.transpose() * view(hs, N, H, H);
       column_sums(db_y + j0, dz_all);
-    }
-  }
+    });
+  });
 }
 
 template <typename S>
@@ -267,30 +272,31 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
   }
   const Index row_blocks = blocks(N, kRowBlock);
   std::vector<double> partial(row_blocks, 0.0);  // per-block sums, added in order: deterministic
-  const bool parallel = double(N) * C >= kMinParallelWork;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (Index rb = 0; rb < row_blocks; ++rb) {
-    const Index r0 = rb * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
-    double sum = 0.0;
-    for (Index i = r0; i < r1; ++i) {
-      const S w = mask ? mask[i] : S(1);
-      auto d = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>(dlogits + i * C, C);
-      if (w == S(0)) {  // ignored position: its target is not read, its gradient is zero
-        d.setZero();
-        continue;
+  region(double(N) * C >= kMinParallelWork, [&](bool team) {
+    for_blocks(team, row_blocks, [&](Index rb) {
+      const Index r0 = rb * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
+      double sum = 0.0;
+      for (Index i = r0; i < r1; ++i) {
+        const S w = mask ? mask[i] : S(1);
+        S* d = dlogits + i * C;
+        const S* l = logits + i * C;
+        if (w == S(0)) {  // ignored position: its target is not read, its gradient is zero
+          fill_zero(d, C);
+          continue;
+        }
+        const S m = pointwise::max(l, C);
+        for (Index j = 0; j < C; ++j) d[j] = l[j] - m;
+        pointwise::exp_row(d, C);  // unnormalised probabilities, written once
+        const S z = pointwise::sum(d, C);
+        const std::int64_t k = targets[i];
+        sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
+        const S scale = S(double(w) / (double(z) * divisor));
+        for (Index j = 0; j < C; ++j) d[j] *= scale;
+        d[k] -= S(double(w) / divisor);
       }
-      const auto l = Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>(logits + i * C, C);
-      const S m = pointwise::max(logits + i * C, C);
-      d = l - m;
-      pointwise::exp_row(&d[0], C);            // unnormalised probabilities, written once
-      const S z = pointwise::sum(&d[0], C);
-      const std::int64_t k = targets[i];
-      sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
-      d *= S(double(w) / (double(z) * divisor));
-      d[k] -= S(double(w) / divisor);
-    }
-    partial[rb] = sum;
-  }
+      partial[rb] = sum;
+    });
+  });
   double loss = 0.0;
   for (double p : partial) loss += p;
   return loss / divisor;

@@ -51,11 +51,47 @@ inline Packet<S> sigmoid(const Packet<S>& x) {
   return ei::pdiv(one, ei::padd(one, ei::pexp(ei::pnegate(x))));
 }
 
-inline void tanh_row(float* p, Index n) {  // Eigen's vectorised rational approximation
-  transform<float>(p, n, [](const Packet<float>& x) { return ei::ptanh(x); });
+// tanh: Eigen's vectorised rational approximation for float; Eigen has no vectorised double
+// tanh, so double lanes go through the C library's.
+inline Packet<float> tanh(const Packet<float>& x) { return ei::ptanh(x); }
+inline Packet<double> tanh(const Packet<double>& x) {
+  alignas(64) double lane[kLanes<double>];
+  ei::pstore(lane, x);
+  for (double& v : lane) v = std::tanh(v);
+  return ei::pload<Packet<double>>(lane);
 }
-inline void tanh_row(double* p, Index n) {  // Eigen has no vectorised double tanh: use the libm one
-  for (Index i = 0; i < n; ++i) p[i] = std::tanh(p[i]);
+
+// max(x, 0) written as a select, so that NaN propagates.
+template <typename S>
+inline Packet<S> relu(const Packet<S>& x) {
+  const Packet<S> zero = ei::pset1<Packet<S>>(S(0));
+  return ei::pselect(ei::pcmp_lt(x, zero), zero, x);
+}
+
+// The hidden activation f on a packet.
+template <typename S>
+inline Packet<S> activate(const Packet<S>& x, Activation f) {
+  switch (f) {
+    case Activation::Tanh: return tanh(x);
+    case Activation::Sigmoid: return sigmoid<S>(x);
+    case Activation::Relu: return relu<S>(x);
+    case Activation::Identity: return x;
+  }
+  return x;
+}
+
+// g * f'(z), with f'(z) computed from the stored output h = f(z): 1 - h^2, h (1 - h), [h > 0], 1.
+template <typename S>
+inline Packet<S> times_derivative(const Packet<S>& g, const Packet<S>& h, Activation f) {
+  const Packet<S> one = ei::pset1<Packet<S>>(S(1));
+  switch (f) {
+    case Activation::Tanh: return ei::pmul(g, ei::psub(one, ei::pmul(h, h)));
+    case Activation::Sigmoid: return ei::pmul(g, ei::pmul(h, ei::psub(one, h)));
+    case Activation::Relu:
+      return ei::pmul(g, ei::pand(ei::pcmp_lt(ei::pset1<Packet<S>>(S(0)), h), one));
+    case Activation::Identity: return g;
+  }
+  return g;
 }
 
 template <typename S>
@@ -63,12 +99,6 @@ inline void sigmoid_row(S* p, Index n) { transform<S>(p, n, sigmoid<S>); }
 
 template <typename S>
 inline void exp_row(S* p, Index n) { transform<S>(p, n, exp<S>); }
-
-// relu written as a select, so that NaN propagates.
-template <typename S>
-inline void relu_row(S* p, Index n) {
-  for (Index i = 0; i < n; ++i) p[i] = p[i] < S(0) ? S(0) : p[i];
-}
 
 // Sum of n values in a fixed order: 8 interleaved partial sums, combined pairwise.
 template <typename S>

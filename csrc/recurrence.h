@@ -1,0 +1,134 @@
+// The sequential part of an RNN: one step's product with the recurrent weights, fused with what
+// comes before and after it, for one block of hidden units.
+//
+//   forward:  hs[t][:, J]  = f(pre[:, J] + h_prev W_hh[J, :]^T)        pre = x W_xh^T + b_h (hoisted)
+//   backward: dz[t-1][:, J] = (dhs[t-1][:, J] + dz[t] W_hh[:, J]) * f'(hs[t-1][:, J])
+//
+// Both are C[B, J] = epilogue(init[B, J] + A[B, H] P[H, J]), with P a panel of W_hh packed once
+// per sequence (W_hh[J, :]^T forward, W_hh[:, J] backward), so the weights are not repacked at
+// every step as a general GEMM would. A register tile of MR rows x NP packets accumulates over k
+// in registers; init, the activation and the store happen on those registers (no temporaries).
+//
+// Every element is computed the same way whatever tile it falls in: acc = init, then one FMA per
+// k in order 0..H-1, then the epilogue on whole packets (columns past the block are padding),
+// so results do not depend on the tiling, the thread count or the data's address.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+
+#include "elman.h"
+#include "pointwise.h"
+
+namespace elman::recurrence {
+
+using pointwise::kLanes;
+using pointwise::Packet;
+namespace ei = Eigen::internal;
+
+// Loads n <= L values (the rest zero) / stores the first n lanes, through a small buffer.
+template <typename S>
+inline Packet<S> load_partial(const S* p, Index n) {
+  if (n == kLanes<S>) return ei::ploadu<Packet<S>>(p);
+  alignas(64) S buf[kLanes<S>] = {};
+  std::copy(p, p + n, buf);
+  return ei::pload<Packet<S>>(buf);
+}
+template <typename S>
+inline void store_partial(S* p, const Packet<S>& v, Index n) {
+  if (n == kLanes<S>) return ei::pstoreu(p, v);
+  alignas(64) S buf[kLanes<S>];
+  ei::pstore(buf, v);
+  std::copy(buf, buf + n, p);
+}
+
+// Packs the panel P[H, J] (J = nc columns, padded with zeros to a whole number of packets,
+// row stride `ldp`) from W_hh[H, H]: transposed rows j0.. for forward, columns j0.. for backward.
+template <typename S>
+void pack_panel(S* P, Index ldp, const S* W_hh, Index H, Index j0, Index nc, bool transpose) {
+  for (Index k = 0; k < H; ++k) {
+    S* row = P + k * ldp;
+    for (Index j = 0; j < nc; ++j) row[j] = transpose ? W_hh[(j0 + j) * H + k] : W_hh[k * H + j0 + j];
+    std::fill(row + nc, row + ldp, S(0));
+  }
+}
+
+// What surrounds the product: where acc starts and what happens to it before it is stored.
+template <typename S>
+struct ForwardEpilogue {
+  const S* pre;  // [B, H] row stride H: x W_xh^T + b_h for this step (may equal out)
+  S* out;        // [B, H] the new state
+  Index H;
+  Activation f;
+  Packet<S> init(Index i, Index j, Index n) const { return load_partial(pre + i * H + j, n); }
+  void store(Index i, Index j, Index n, Packet<S> acc) const {
+    store_partial(out + i * H + j, pointwise::activate<S>(acc, f), n);
+  }
+};
+
+template <typename S>
+struct BackwardEpilogue {
+  const S* dh_out;  // [B, H] dhs[t-1], or null at t = 0 (then nothing is added)
+  const S* h;       // [B, H] hs[t-1], or null at t = 0 (dh0 is not multiplied by f')
+  S* out;           // [B, H] dz[t-1], or dh0
+  Index H;
+  Activation f;
+  Packet<S> init(Index i, Index j, Index n) const {
+    return dh_out ? load_partial(dh_out + i * H + j, n) : ei::pset1<Packet<S>>(S(0));
+  }
+  void store(Index i, Index j, Index n, Packet<S> acc) const {
+    if (h) acc = pointwise::times_derivative<S>(acc, load_partial(h + i * H + j, n), f);
+    store_partial(out + i * H + j, acc, n);
+  }
+};
+
+// Rows i0..i0+MR, packets p0..p0+NP of the block starting at column j0 (nc valid columns);
+// A[B, K] has rows H apart, P[K, ldp] is the block's panel.
+template <typename S, int MR, int NP, typename Epi>
+inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, Index p0, Index j0,
+                 Index nc, const Epi& epi) {
+  constexpr Index L = kLanes<S>;
+  Index n[NP];
+  Packet<S> acc[MR][NP];
+  for (int q = 0; q < NP; ++q) n[q] = std::min(L, nc - (p0 + q) * L);
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NP; ++q) acc[r][q] = epi.init(i0 + r, j0 + (p0 + q) * L, n[q]);
+  const S* w = P ? P + p0 * L : nullptr;
+  const S* a = A ? A + i0 * H : nullptr;
+  for (Index k = 0; k < K; ++k, w += ldp) {
+    Packet<S> wk[NP];
+    for (int q = 0; q < NP; ++q) wk[q] = ei::ploadu<Packet<S>>(w + q * L);
+    for (int r = 0; r < MR; ++r) {
+      const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k]);
+      for (int q = 0; q < NP; ++q) acc[r][q] = ei::pmadd(ark, wk[q], acc[r][q]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < NP; ++q) epi.store(i0 + r, j0 + (p0 + q) * L, n[q], acc[r][q]);
+}
+
+// All B rows of one block of nc <= ldp columns starting at j0: C = epi(init + A P), where the
+// product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart.
+template <typename S, typename Epi>
+void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j0, Index nc,
+           const Epi& epi) {
+  constexpr Index L = kLanes<S>;
+  constexpr int MR = 6, NP = 2;      // 12 accumulators: a 6 x 2-packet tile (BLIS's AVX2 shape)
+  constexpr int NP1 = 8;             // single rows: 8 packets at once to hide the FMA latency
+  const Index packets = (nc + L - 1) / L;
+  Index i = 0;
+  for (; i + MR <= B; i += MR) {
+    Index p = 0;
+    for (; p + NP <= packets; p += NP) tile<S, MR, NP>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, MR, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+  }
+  for (; i < B; ++i) {
+    Index p = 0;
+    for (; p + NP1 <= packets; p += NP1) tile<S, 1, NP1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + 2 <= packets; p += 2) tile<S, 1, 2>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+  }
+}
+
+}  // namespace elman::recurrence
