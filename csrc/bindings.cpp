@@ -12,7 +12,6 @@
 #include <pybind11/stl.h>
 
 #include <Eigen/Core>
-#include <omp.h>
 
 #include <array>
 #include <cstdint>
@@ -22,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "elman.h"
 
 namespace py = pybind11;
@@ -252,7 +252,7 @@ py::array forward(py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh,
     auto hs = step ? output_array<S>(out, {d.B, d.H}, a) : output_array<S>(out, {d.T, d.B, d.H}, a);
     S* p_hs = mut(hs);
     py::gil_scoped_release nogil;
-    elman::rnn_forward<S>(p_hs, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4),
+    elman::dispatch::kernels<S>().rnn_forward(p_hs, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4),
                           d.T, d.B, d.D, d.H, f);
     return hs;
   });
@@ -287,7 +287,7 @@ py::tuple backward(py::handle dhs, py::handle x, py::handle h0, py::handle hs, p
     S *p_dx = mut(dx), *p_dh0 = mut(dh0), *p_dWxh = mut(dW_xh), *p_dWhh = mut(dW_hh), *p_db = mut(db);
     {
       py::gil_scoped_release nogil;
-      elman::rnn_backward<S>(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
+      elman::dispatch::kernels<S>().rnn_backward(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
                              a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4), a.ptr<S>(5), d.T, d.B, d.D,
                              d.H, f);
     }
@@ -330,7 +330,7 @@ py::array output_forward(py::handle hs, py::handle W_hy, py::handle b_y, py::han
     auto ys = output_array<S>(out, with_last(a.a[0], O), a);
     S* p_ys = mut(ys);
     py::gil_scoped_release nogil;
-    elman::output_forward<S>(p_ys, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), N, H, O, g);
+    elman::dispatch::kernels<S>().output_forward(p_ys, a.ptr<S>(0), a.ptr<S>(1), a.ptr<S>(2), N, H, O, g);
     return ys;
   });
 }
@@ -351,7 +351,7 @@ py::tuple output_backward(py::handle dys, py::handle hs, py::handle ys, py::hand
     S *p_dhs = mut(dhs), *p_dW = mut(dW), *p_db = mut(db);
     {
       py::gil_scoped_release nogil;
-      elman::output_backward<S>(p_dhs, p_dW, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
+      elman::dispatch::kernels<S>().output_backward(p_dhs, p_dW, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
                                 a.ptr<S>(2), a.ptr<S>(3), N, H, O, g);
     }
     return py::make_tuple(dhs, dW, db);
@@ -413,19 +413,25 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
     double loss;
     {
       py::gil_scoped_release nogil;
-      loss = elman::softmax_cross_entropy<S>(out, a.ptr<S>(0), t, m, N, C, red == "mean");
+      loss = elman::dispatch::kernels<S>().softmax_cross_entropy(out, a.ptr<S>(0), t, m, N, C, red == "mean");
     }
     return py::make_tuple(loss, dlogits);
   });
 }
 
 py::dict config() {
+  const auto& t = elman::dispatch::table();
   py::dict c;
   c["version"] = ELMAN_VERSION;
+  c["isa"] = t.isa;
+  c["isas"] = elman::dispatch::runnable();
+  c["built_isas"] = elman::dispatch::built();
+  c["num_threads"] = t.num_threads();
   c["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                "." + std::to_string(EIGEN_MINOR_VERSION);
-  c["simd"] = std::string(elman::simd_in_use());
-  c["openmp"] = _OPENMP;
+  c["simd"] = t.simd;
+  c["flags"] = t.flags;
+  c["openmp"] = t.openmp;
   c["compiler"] = std::string(__VERSION__);
   return c;
 }
@@ -433,6 +439,7 @@ py::dict config() {
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
+  elman::dispatch::load();  // an ImportError when no kernel build fits (ELMAN_ISA, CPU)
   m.doc() = "elman's compiled kernels. Use the functions of the elman package, which document them.";
   m.attr("__version__") = ELMAN_VERSION;
   m.def("cell_forward", [](py::handle x_t, py::handle h_prev, py::handle W_xh, py::handle W_hh,
@@ -466,10 +473,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("targets"),
         py::arg("mask") = py::none(), py::arg("reduction") = "mean");
   m.def("config", &config, "Version, Eigen version, SIMD in use and compiler of this build.");
-  m.def("get_num_threads", []() { return omp_get_max_threads(); },
-        "Number of OpenMP threads the kernels use.");
+  m.def("get_num_threads", []() { return elman::dispatch::table().num_threads(); },
+        "Number of threads the kernels' parallel regions use.");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads needs n >= 1, got " + std::to_string(n));
-    omp_set_num_threads(n);
-  }, py::arg("n"), "Set the number of OpenMP threads the kernels use.");
+    elman::dispatch::table().set_num_threads(n);
+  }, py::arg("n"), "Set the number of threads of the kernels, for every Python thread.");
 }

@@ -60,7 +60,41 @@ template <typename S>
 double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* targets,
                              const S* mask, Index N, Index C, bool mean);
 
-// The SIMD instruction sets the kernels were compiled for (they may differ from the bindings').
-const char* simd_in_use();
+// ---------------------------------------------------------------- one build of the kernels
+// The kernels are compiled once per instruction set (baseline x86-64, AVX2+FMA, AVX-512), each
+// into its own module elman._kernels_<isa> so that no inline function of one build can stand in
+// for another's. Each module exposes this table; elman._core picks one at import (dispatch.cpp).
+template <typename S>
+struct Kernels {
+  decltype(&rnn_forward<S>) rnn_forward;
+  decltype(&rnn_backward<S>) rnn_backward;
+  decltype(&output_forward<S>) output_forward;
+  decltype(&output_backward<S>) output_backward;
+  decltype(&softmax_cross_entropy<S>) softmax_cross_entropy;
+};
+
+struct KernelTable {
+  int abi;                   // kKernelAbi of the build, checked by the dispatcher
+  const char* isa;           // "baseline", "avx2" or "avx512"
+  const char* simd;          // the instruction sets Eigen and the compiler use in this build
+  const char* flags;         // the compiler flags of this build
+  int openmp;                // the OpenMP version (_OPENMP) it was compiled against
+  Kernels<float> f32;
+  Kernels<double> f64;
+  void (*set_num_threads)(int n);  // threads of the kernels' parallel regions; 0: OpenMP's default
+  int (*num_threads)();            // what a parallel region of this build would use now
+};
+
+constexpr int kKernelAbi = 1;  // bumped whenever KernelTable or a kernel signature changes
+
+// Defined by each kernel build (kernels.cpp).
+const KernelTable& kernel_table();
+
+template <typename S>
+const Kernels<S>& kernels_of(const KernelTable& t);
+template <>
+inline const Kernels<float>& kernels_of<float>(const KernelTable& t) { return t.f32; }
+template <>
+inline const Kernels<double>& kernels_of<double>(const KernelTable& t) { return t.f64; }
 
 }  // namespace elman

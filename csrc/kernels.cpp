@@ -13,9 +13,13 @@
 #include "pointwise.h"
 #include "recurrence.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace elman {
@@ -43,7 +47,7 @@ ConstView<S> view(const S* p, Index rows, Index cols, Index stride) {
 constexpr Index kColBlock = 64;    // hidden units per task in the recurrence
 constexpr Index kRowBlock = 256;   // rows per task in whole-sequence GEMMs
 // Below this many multiply-adds between two barriers, a second thread costs more than it saves.
-constexpr double kMinParallelWork = 32768.0;
+constexpr double kMinParallelWork = 131072.0;
 
 Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 
@@ -64,11 +68,20 @@ void for_blocks(bool team, Index n, Body&& body) {
   }
 }
 
+// Threads of a parallel region: set by elman.set_num_threads (shared by every Python thread),
+// else OpenMP's default for the calling thread (OMP_NUM_THREADS, threadpoolctl).
+std::atomic<int> g_threads{0};
+int num_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+}
+
 // run(team) inside one parallel region when the work is worth a second thread, else serially.
 template <typename Run>
 void region(bool parallel, Run&& run) {
-  if (parallel) {
-#pragma omp parallel
+  const int threads = parallel ? num_threads() : 1;
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
     run(true);
   } else {
     run(false);
@@ -302,7 +315,39 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
   return loss / divisor;
 }
 
-const char* simd_in_use() { return Eigen::SimdInstructionSetsInUse(); }
+template <typename S>
+constexpr Kernels<S> kernels_for() {
+  return {&rnn_forward<S>, &rnn_backward<S>, &output_forward<S>, &output_backward<S>,
+          &softmax_cross_entropy<S>};
+}
+
+// What the compiler was told to use in this build (Eigen 3.4 reports AVX2 as plain "AVX").
+const char* simd() {
+#if defined(__AVX512F__)
+  return "AVX-512F, AVX2, FMA";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "AVX2, FMA";
+#elif defined(__AVX__)
+  return "AVX";
+#elif defined(__SSE2__)
+  return "SSE2";
+#else
+  return Eigen::SimdInstructionSetsInUse();
+#endif
+}
+
+const KernelTable& kernel_table() {
+  static const KernelTable table{kKernelAbi,
+                                 ELMAN_ISA,        // set per build by CMakeLists.txt
+                                 simd(),
+                                 ELMAN_ISA_FLAGS,  // likewise
+                                 _OPENMP,
+                                 kernels_for<float>(),
+                                 kernels_for<double>(),
+                                 [](int n) { g_threads.store(n, std::memory_order_relaxed); },
+                                 &num_threads};
+  return table;
+}
 
 #define ELMAN_INSTANTIATE(S)                                                                    \
   template void rnn_forward<S>(S*, const S*, const S*, const S*, const S*, const S*, Index,      \

@@ -9,9 +9,9 @@
 // every step as a general GEMM would. A register tile of MR rows x NP packets accumulates over k
 // in registers; init, the activation and the store happen on those registers (no temporaries).
 //
-// Every element is computed the same way whatever tile it falls in: acc = init, then one FMA per
-// k in order 0..H-1, then the epilogue on whole packets (columns past the block are padding),
-// so results do not depend on the tiling, the thread count or the data's address.
+// How an element is summed depends only on the shapes (which tile it falls in), never on the
+// thread count or the data's address: loads and stores are unaligned, the epilogue runs on whole
+// packets (columns past the block are zero padding), partial packets go through a buffer.
 #pragma once
 
 #include <Eigen/Core>
@@ -84,51 +84,81 @@ struct BackwardEpilogue {
 };
 
 // Rows i0..i0+MR, packets p0..p0+NP of the block starting at column j0 (nc valid columns);
-// A[B, K] has rows H apart, P[K, ldp] is the block's panel.
-template <typename S, int MR, int NP, typename Epi>
+// A[B, K] has rows H apart, P[K, ldp] is the block's panel. U > 1 splits the k-sum into U
+// interleaved partial sums (added in a fixed order at the end): with few packets per row, one
+// chain of dependent FMAs per packet would leave the FMA units waiting on their latency.
+template <typename S, int MR, int NP, int U, typename Epi>
 inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, Index p0, Index j0,
                  Index nc, const Epi& epi) {
   constexpr Index L = kLanes<S>;
   Index n[NP];
-  Packet<S> acc[MR][NP];
+  Packet<S> acc[U][MR][NP];
   for (int q = 0; q < NP; ++q) n[q] = std::min(L, nc - (p0 + q) * L);
   for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NP; ++q) acc[r][q] = epi.init(i0 + r, j0 + (p0 + q) * L, n[q]);
+    for (int q = 0; q < NP; ++q) {
+      acc[0][r][q] = epi.init(i0 + r, j0 + (p0 + q) * L, n[q]);
+      for (int u = 1; u < U; ++u) acc[u][r][q] = ei::pset1<Packet<S>>(S(0));
+    }
   const S* w = P ? P + p0 * L : nullptr;
   const S* a = A ? A + i0 * H : nullptr;
-  for (Index k = 0; k < K; ++k, w += ldp) {
-    Packet<S> wk[NP];
-    for (int q = 0; q < NP; ++q) wk[q] = ei::ploadu<Packet<S>>(w + q * L);
-    for (int r = 0; r < MR; ++r) {
-      const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k]);
-      for (int q = 0; q < NP; ++q) acc[r][q] = ei::pmadd(ark, wk[q], acc[r][q]);
+  Index k = 0;
+  for (; k + U <= K; k += U, w += U * ldp) {
+    for (int u = 0; u < U; ++u) {
+      Packet<S> wk[NP];
+      for (int q = 0; q < NP; ++q) wk[q] = ei::ploadu<Packet<S>>(w + u * ldp + q * L);
+      for (int r = 0; r < MR; ++r) {
+        const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k + u]);
+        for (int q = 0; q < NP; ++q) acc[u][r][q] = ei::pmadd(ark, wk[q], acc[u][r][q]);
+      }
     }
   }
+  for (int u = 0; k < K; ++k, ++u, w += ldp) {  // the last K % U terms
+    for (int r = 0; r < MR; ++r) {
+      const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k]);
+      for (int q = 0; q < NP; ++q) acc[u][r][q] = ei::pmadd(ark, ei::ploadu<Packet<S>>(w + q * L), acc[u][r][q]);
+    }
+  }
+  for (int u = 1; u < U; ++u)
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < NP; ++q) acc[0][r][q] = ei::padd(acc[0][r][q], acc[u][r][q]);
   for (int r = 0; r < MR; ++r)
-    for (int q = 0; q < NP; ++q) epi.store(i0 + r, j0 + (p0 + q) * L, n[q], acc[r][q]);
+    for (int q = 0; q < NP; ++q) epi.store(i0 + r, j0 + (p0 + q) * L, n[q], acc[0][r][q]);
+}
+
+// One row, NP = 1..8 packets, with enough partial sums per packet to keep ~8 FMA chains going.
+template <typename S, typename Epi>
+inline void row_tile(Index np, const S* A, Index K, Index H, const S* P, Index ldp, Index i,
+                     Index p0, Index j0, Index nc, const Epi& epi) {
+  switch (np) {
+    case 1: return tile<S, 1, 1, 8>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 2: return tile<S, 1, 2, 4>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 3: return tile<S, 1, 3, 3>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 4: return tile<S, 1, 4, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 5: return tile<S, 1, 5, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 6: return tile<S, 1, 6, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 7: return tile<S, 1, 7, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    default: return tile<S, 1, 8, 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+  }
 }
 
 // All B rows of one block of nc <= ldp columns starting at j0: C = epi(init + A P), where the
-// product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart.
+// product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart. The tiling
+// depends only on B and nc, so results do not depend on the thread count.
 template <typename S, typename Epi>
 void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j0, Index nc,
            const Epi& epi) {
   constexpr Index L = kLanes<S>;
-  constexpr int MR = 6, NP = 2;      // 12 accumulators: a 6 x 2-packet tile (BLIS's AVX2 shape)
-  constexpr int NP1 = 8;             // single rows: 8 packets at once to hide the FMA latency
+  constexpr int MR = 6, NP = 2;  // 12 accumulators: a 6 x 2-packet tile (BLIS's AVX2 shape)
   const Index packets = (nc + L - 1) / L;
   Index i = 0;
   for (; i + MR <= B; i += MR) {
     Index p = 0;
-    for (; p + NP <= packets; p += NP) tile<S, MR, NP>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, MR, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + NP <= packets; p += NP) tile<S, MR, NP, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, MR, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
   }
-  for (; i < B; ++i) {
-    Index p = 0;
-    for (; p + NP1 <= packets; p += NP1) tile<S, 1, NP1>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p + 2 <= packets; p += 2) tile<S, 1, 2>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
-  }
+  for (; i < B; ++i)  // single rows (all of them when B < 6)
+    for (Index p = 0; p < packets; p += 8)
+      row_tile(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
 }
 
 }  // namespace elman::recurrence
