@@ -3,10 +3,15 @@
     h_t = f(W_xh x_t + W_hh h_{t-1} + b_h)        y_t = g(W_hy h_t + b_y)
 
 The functional core here is computed by the kernels in ``elman._core``; ``elman.reference`` holds
-the same functions in plain NumPy, the spec the kernels are tested against.
+the same functions in plain NumPy, the spec the kernels are tested against. ``elman.RNN`` is the
+model (layers, directions, lengths, an output layer); the submodules ``coursera``, ``cells``,
+``slu``, ``stateful`` and ``keras`` speak the seed tutorials' own terms. Nothing here imports
+torch or onnx: ``elman.torch``, ``from_torch``/``to_torch`` and ``from_onnx`` load them on use.
 """
 
-from ._core import __version__, get_num_threads, set_num_threads
+from . import cells, coursera, keras, slu, stateful
+from ._core import __version__
+from .config import get_num_threads, set_num_threads, show_config
 from .functional import (
     cell_backward,
     cell_forward,
@@ -16,6 +21,10 @@ from .functional import (
     rnn_forward,
     softmax_cross_entropy,
 )
+from .interop_torch import from_torch, to_torch
+from .keras import from_keras_weights, to_keras_weights
+from .model import RNN
+from .onnx_io import from_onnx
 
 __all__ = [
     "__version__",
@@ -26,6 +35,18 @@ __all__ = [
     "output_forward",
     "output_backward",
     "softmax_cross_entropy",
+    "RNN",
+    "from_torch",
+    "to_torch",
+    "from_onnx",
+    "from_keras_weights",
+    "to_keras_weights",
     "get_num_threads",
     "set_num_threads",
+    "show_config",
+    "cells",
+    "coursera",
+    "keras",
+    "slu",
+    "stateful",
 ]

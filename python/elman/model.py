@@ -415,6 +415,15 @@ class RNN:
             np.copyto(model.params[name], arrays[name])
         return model
 
+    def to_onnx(self, path, *, opset=None, dtype=None, h0_input=False, lengths_input=False):
+        """Write the model as a standard ONNX graph (one RNN operator per layer, the output layer
+        after it) that onnxruntime runs with forward's outputs; returns the onnx.ModelProto.
+        Needs the onnx package (pip install elman[onnx]); options: elman.onnx_io.to_onnx."""
+        from .onnx_io import to_onnx
+
+        return to_onnx(self, path, opset=opset, dtype=dtype, h0_input=h0_input,
+                       lengths_input=lengths_input)
+
     def __repr__(self):
         defaults = {"num_layers": 1, "activation": "tanh", "bidirectional": False,
                     "batch_first": False, "output_size": None, "output_activation": "identity",

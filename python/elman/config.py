@@ -1,0 +1,38 @@
+"""Which kernel build runs, with how many threads: ``show_config``, ``get/set_num_threads``."""
+
+from __future__ import annotations
+
+from . import _core
+
+__all__ = ["show_config", "get_num_threads", "set_num_threads"]
+
+
+def show_config(print_out=True):
+    """Print and return the build in use.
+
+    Keys: version, isa (the kernel build in use: "baseline", "avx2" or "avx512"), isas (the builds
+    this CPU can run), built_isas (the builds in this package), num_threads, eigen, simd, flags
+    (of the build in use), openmp, compiler. ``ELMAN_ISA=baseline|avx2|avx512`` forces a build.
+    """
+    config = _core.config()
+    if print_out:
+        width = max(map(len, config))
+        for key, value in config.items():
+            if isinstance(value, list):
+                value = ", ".join(value)
+            print(f"{key:<{width}}  {value}")
+    return config
+
+
+def get_num_threads():
+    """Threads of the kernels' parallel regions: set_num_threads's value, else OpenMP's default
+    (OMP_NUM_THREADS, or what threadpoolctl set for the calling thread)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n):
+    """Use n >= 1 threads in the kernels, for every Python thread. Results are bit-identical for
+    any n: only the speed changes. Small problems run on one thread whatever n is."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
+    _core.set_num_threads(n)
