@@ -118,13 +118,18 @@ void column_sums(S* sums, const M& m) {
 
 }  // namespace
 
-// Panels of W_hh for the recurrence, one per block of kColBlock hidden units (recurrence.h).
+// Panels of W_hh for the recurrence, one per block of kColBlock hidden units (recurrence.h),
+// packed once per sequence. Packing costs about one step of work at B = 1, so sequences of fewer
+// than kPackMinRows rows (a single cell step, say) multiply by W_hh in place with Eigen instead.
+constexpr Index kPackMinRows = 4;
+
 template <typename S>
 struct Panels {
-  static constexpr Index kWidth = kColBlock;  // a whole number of packets on every ISA
   std::unique_ptr<S[]> data;
   Index H;
-  explicit Panels(Index H_) : data(new S[size_t(blocks(H_, kColBlock) * kColBlock * H_)]), H(H_) {}
+  Panels(Index H_, bool packed)
+      : data(packed ? new S[size_t(blocks(H_, kColBlock) * kColBlock * H_)] : nullptr), H(H_) {}
+  explicit operator bool() const { return bool(data); }
   S* operator[](Index cb) const { return data.get() + cb * kColBlock * H; }
 };
 
@@ -134,11 +139,11 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   const Index N = T * B;
   if (N == 0 || H == 0) return;
   const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
-  const Panels<S> panel(H);
+  const Panels<S> panel(H, N >= kPackMinRows);
   region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
     // W_hh[J, :]^T packed once per sequence. The static schedule gives each thread the same
     // blocks here and in the recurrence, so it packs exactly the panels it will read.
-    for_blocks<kNoWait>(team, col_blocks, [&](Index cb) {
+    if (panel) for_blocks<kNoWait>(team, col_blocks, [&](Index cb) {
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
       recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/true);
     });
@@ -155,7 +160,10 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
       const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
       for_blocks(team, col_blocks, [&](Index cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+        if (panel) return recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+        auto z = view(hs + t * B * H + j0, B, nc, H);
+        z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
+        for (Index i = 0; i < B; ++i) pointwise::activate_row(z.data() + i * H, nc, f);
       });
     }
   });
@@ -173,13 +181,13 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
   }
   const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
   const Index step = B * H;
-  const Panels<S> panel(H);
+  const Panels<S> panel(H, N >= kPackMinRows);
   region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
     // The panels W_hh[:, J], and the last step, which has no product:
     // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
     for_blocks(team, col_blocks, [&](Index cb) {
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
-      recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
+      if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
       const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz + last, H, f};
       recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
     });
@@ -191,7 +199,13 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
       const S* dz_t = dz + t * step;
       for_blocks(team, col_blocks, [&](Index cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+        if (panel) return recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+        auto g = view(epi.out + j0, B, nc, H);
+        if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
+        else g.setZero();
+        g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
+        if (epi.h) recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc,
+                                        recurrence::BackwardEpilogue<S>{epi.out, epi.h, epi.out, H, f});
       });
     }
     // Whole-sequence GEMMs over all N = T*B rows of dz.

@@ -95,6 +95,11 @@ inline Packet<S> times_derivative(const Packet<S>& g, const Packet<S>& h, Activa
 }
 
 template <typename S>
+inline void activate_row(S* p, Index n, Activation f) {
+  if (f != Activation::Identity) transform<S>(p, n, [f](const Packet<S>& x) { return activate<S>(x, f); });
+}
+
+template <typename S>
 inline void sigmoid_row(S* p, Index n) { transform<S>(p, n, sigmoid<S>); }
 
 template <typename S>

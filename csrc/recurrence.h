@@ -47,11 +47,15 @@ inline void store_partial(S* p, const Packet<S>& v, Index n) {
 // row stride `ldp`) from W_hh[H, H]: transposed rows j0.. for forward, columns j0.. for backward.
 template <typename S>
 void pack_panel(S* P, Index ldp, const S* W_hh, Index H, Index j0, Index nc, bool transpose) {
-  for (Index k = 0; k < H; ++k) {
-    S* row = P + k * ldp;
-    for (Index j = 0; j < nc; ++j) row[j] = transpose ? W_hh[(j0 + j) * H + k] : W_hh[k * H + j0 + j];
-    std::fill(row + nc, row + ldp, S(0));
+  if (transpose) {  // P[k, j] = W_hh[j0 + j, k]: read W_hh's rows in order, write P's columns
+    for (Index j = 0; j < nc; ++j) {
+      const S* w = W_hh + (j0 + j) * H;
+      for (Index k = 0; k < H; ++k) P[k * ldp + j] = w[k];
+    }
+  } else {  // P[k, j] = W_hh[k, j0 + j]
+    for (Index k = 0; k < H; ++k) std::copy(W_hh + k * H + j0, W_hh + k * H + j0 + nc, P + k * ldp);
   }
+  for (Index k = 0; k < H; ++k) std::fill(P + k * ldp + nc, P + (k + 1) * ldp, S(0));
 }
 
 // What surrounds the product: where acc starts and what happens to it before it is stored.
