@@ -94,3 +94,21 @@ def test_alignment_of_the_data_does_not_change_a_bit(dtype):
         outs.append(elman.softmax_cross_entropy(at_offset(ys, offset), np.zeros((3, 5), int))[1])
         results.add(b"".join(np.ascontiguousarray(a).tobytes() for a in outs))
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 4, 37), (2, 1, 3, 70), (1, 3, 2, 9), (5, 1, 4, 6), (7, 2, 5, 100)])
+def test_alignment_does_not_change_a_bit_of_short_sequences(T, B, D, H, dtype):
+    """Sequences too short to pack W_hh take another path (Eigen in place): it too must not
+    depend on where the arrays sit."""
+    rng = np.random.default_rng(5)
+    p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    dhs = rng.standard_normal((T, B, H)).astype(dtype)
+    results = set()
+    for offset in range(8):
+        q = {k: at_offset(v, offset) for k, v in p.items()}
+        hs = elman.rnn_forward(**q)
+        grads = elman.rnn_backward(at_offset(dhs, offset), q["x"], q["h0"], at_offset(hs, offset),
+                                   q["W_xh"], q["W_hh"])
+        results.add(b"".join(np.ascontiguousarray(a).tobytes() for a in (hs, *grads)))
+    assert len(results) == 1
