@@ -140,15 +140,24 @@ class Timing:
 
     def __init__(self, lengths, T, B):
         self.T, self.B = T, B
-        self.lengths = np.full(B, T, dtype=np.intp) if lengths is None else lengths  # [B]
-        self.full = bool(np.all(self.lengths == T))
-        self.started = self.lengths > 0  # [B] sequences with at least one step
-        self.last = np.maximum(self.lengths - 1, 0)  # [B] index of each sequence's last step
-        self.batch = np.arange(B)  # [B]
+        self.lengths = lengths  # [B], or None: all T (the common case, decided without NumPy)
+        self.full = lengths is None or bool(np.all(lengths == T))
         if not self.full:
+            self.started = lengths > 0  # [B] sequences with at least one step
+            self.last = np.maximum(lengths - 1, 0)  # [B] index of each sequence's last step
+            self.batch = np.arange(B)  # [B]
             t = np.arange(T)[:, None]  # [T, 1]
             self.valid = t < self.lengths  # [T, B]
             self.reverse_index = np.where(self.valid, self.lengths - 1 - t, t)  # [T, B]
+
+    def empty_sequences(self):
+        """[B] mask of the sequences with no step (their final state is their initial state),
+        or None when every sequence has at least one."""
+        if self.T == 0:
+            return np.ones(self.B, dtype=bool)
+        if self.full or self.started.all():
+            return None
+        return ~self.started
 
     def masked(self, a):
         """A new copy of a[T, B, ...] with every step past its sequence's end set to 0
@@ -348,8 +357,8 @@ def backward_from_top(cache, d_top, d_h_n, owned):
                 timing.add_final_gradient(dhs, d_h_n[k])
             dx_k, dh0_k, dW_xh, dW_hh, db_h = rnn_backward(
                 dhs, cached.x, cached.h0, cached.hs, cached.W_xh, cached.W_hh, cache.activation)
-            if d_h_n is not None and not timing.started.all():
-                empty = ~timing.started  # sequences whose final state is their initial state
+            empty = timing.empty_sequences()
+            if d_h_n is not None and empty is not None:
                 dh0_k[empty] += d_h_n[k][empty]
             dh0[k] = dh0_k
             dweights[k] = (dW_xh, dW_hh, db_h)
