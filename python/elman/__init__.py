@@ -9,7 +9,7 @@ model (layers, directions, lengths, an output layer); the submodules ``coursera`
 torch or onnx: ``elman.torch``, ``from_torch``/``to_torch`` and ``from_onnx`` load them on use.
 """
 
-from . import cells, coursera, keras, slu, stateful
+from . import cells, coursera, keras, losses, optim, slu, stateful
 from ._core import __version__
 from .config import get_num_threads, set_num_threads, show_config
 from .functional import (
@@ -21,10 +21,14 @@ from .functional import (
     rnn_forward,
     softmax_cross_entropy,
 )
+from .corpus import Vocabulary, default_corpus
+from .generate import sample
 from .interop_torch import from_torch, to_torch
 from .keras import from_keras_weights, to_keras_weights
 from .model import RNN
 from .onnx_io import from_onnx
+from .optim import SGD, Adagrad, Adam, AdamW, RMSprop, clip_grad_norm, clip_grad_value
+from .train import Trainer, train_tbptt
 
 __all__ = [
     "__version__",
@@ -41,12 +45,26 @@ __all__ = [
     "from_onnx",
     "from_keras_weights",
     "to_keras_weights",
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "Trainer",
+    "train_tbptt",
+    "sample",
+    "default_corpus",
+    "Vocabulary",
     "get_num_threads",
     "set_num_threads",
     "show_config",
     "cells",
     "coursera",
     "keras",
+    "losses",
+    "optim",
     "slu",
     "stateful",
 ]
