@@ -383,6 +383,9 @@ class RNN:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            umask = os.umask(0)  # mkstemp makes the file private; give it the usual permissions
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
