@@ -1,0 +1,366 @@
+"""The libraries being compared, each behind the same small interface.
+
+One object of these classes lives in each worker process (see :mod:`.workers`); nothing here is
+imported by the parent process, so the parent never loads torch or onnxruntime.
+
+A library builds *tasks*: a :class:`Task` holds ``run``, the zero-argument call that is timed,
+and ``collect``, which turns what ``run`` returned into a dict of NumPy arrays for the parity
+check. Every task is built from the arrays of :mod:`.inputs`, so all libraries compute on the
+same weights and data. Names of the collected arrays:
+
+* recurrence forward: ``hs[T, B, H]``;
+* recurrence forward+backward: ``hs``, ``dx[T, B, D]``, ``dh0[B, H]``, ``dW_xh[H, D]``,
+  ``dW_hh[H, H]``, ``db_h[H]`` (elman's ``rnn_backward`` outputs, fed ``dhs`` from the inputs);
+* training step: ``loss`` (0-d) and the gradient of every parameter under elman.RNN's name
+  (``W_xh_l0``, ..., ``W_hy``, ``b_y``), taken after the first step from the initial weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .configs import FORWARD, FORWARD_BACKWARD
+from .inputs import recurrence_arrays, train_arrays
+
+__all__ = ["Task", "make_library", "LIBRARY_CLASSES"]
+
+ADAM_LR = 1e-3
+
+
+@dataclass
+class Task:
+    """run(): the timed call; collect(result): {name: ndarray} for the parity check; flops."""
+
+    run: Callable[[], Any]
+    collect: Callable[[Any], dict]
+    flops: int
+
+
+def _identity(outputs):
+    return outputs
+
+
+def _gemm_operands(n):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    return a, b
+
+
+class Library:
+    """The interface: a name, what it can run, and the tasks it builds.
+
+    ``supports(kind, pass_)`` tells which tasks exist; building another one raises ValueError.
+    """
+
+    name = ""
+    passes = (FORWARD, FORWARD_BACKWARD)
+    trains = False
+    has_gemm = False
+
+    def info(self):
+        """Versions and settings to print in the report's header."""
+        return {}
+
+    def supports(self, kind, pass_=None):
+        if kind == "recurrence":
+            return pass_ in self.passes
+        if kind == "train":
+            return self.trains
+        if kind == "gemm":
+            return self.has_gemm
+        return False
+
+    def task(self, spec):
+        """The Task for spec: ("recurrence", config, pass), ("train", config) or ("gemm", n)."""
+        kind = spec[0]
+        pass_ = spec[2] if kind == "recurrence" else None
+        if not self.supports(kind, pass_):
+            raise ValueError(f"{self.name} cannot run {spec!r}")
+        if kind == "recurrence":
+            _, config, pass_ = spec
+            return self.recurrence(recurrence_arrays(config), pass_, config.flops(pass_))
+        if kind == "train":
+            return self.train_step(spec[1])
+        n = spec[1]
+        return Task(self.gemm(n), _identity, 2 * n**3)
+
+
+# --------------------------------------------------------------------------- #
+# elman and its NumPy reference: the same functional API
+# --------------------------------------------------------------------------- #
+
+class _FunctionalLibrary(Library):
+    """A module with elman's functional API: rnn_forward and rnn_backward."""
+
+    module = None  # set by subclasses
+
+    def recurrence(self, a, pass_, flops):
+        forward, backward = self.module.rnn_forward, self.module.rnn_backward
+        x, h0, W_xh, W_hh, b_h, dhs = a["x"], a["h0"], a["W_xh"], a["W_hh"], a["b_h"], a["dhs"]
+        if pass_ == FORWARD:
+            return Task(lambda: forward(x, h0, W_xh, W_hh, b_h), lambda hs: {"hs": hs}, flops)
+
+        def forward_backward():
+            hs = forward(x, h0, W_xh, W_hh, b_h)
+            return (hs, *backward(dhs, x, h0, hs, W_xh, W_hh))
+
+        names = ("hs", "dx", "dh0", "dW_xh", "dW_hh", "db_h")
+        return Task(forward_backward, lambda out: dict(zip(names, out)), flops)
+
+
+class Elman(_FunctionalLibrary):
+    name = "elman"
+    trains = True
+
+    def __init__(self, threads):
+        import elman
+        from elman import _core
+
+        elman.set_num_threads(threads)
+        self.module = elman
+        self._core = _core
+
+    def info(self):
+        return {"version": self.module.__version__, "threads": self.module.get_num_threads(),
+                **{f"build {k}": v for k, v in self._core.config().items() if k != "version"}}
+
+    def train_step(self, config):
+        from elman.losses import cross_entropy
+        from elman.model import RNN
+        from elman.optim import Adam
+
+        x, targets, params = train_arrays(config)
+        rnn = RNN(config.D, config.H, num_layers=config.num_layers, output_size=config.O,
+                  dtype="float32", seed=0)
+        for name, value in params.items():
+            np.copyto(rnn.params[name], value)
+        optimizer = Adam(rnn.params, lr=ADAM_LR)
+
+        def step():
+            out, _ = rnn(x)
+            loss, d_out = cross_entropy(out, targets)
+            rnn.backward(d_out)
+            optimizer.step(rnn.grads)
+            return loss
+
+        def collect(loss):
+            return {"loss": np.array(loss, dtype=np.float64),
+                    **{name: rnn.grads[name].copy() for name in params}}
+
+        return Task(step, collect, config.flops())
+
+
+class Reference(_FunctionalLibrary):
+    """elman.reference, the NumPy spec; its matrix products run on NumPy's BLAS."""
+
+    name = "reference"
+    has_gemm = True
+
+    def __init__(self, threads):
+        from elman import reference
+
+        self.module = reference
+        self._threads = threads
+
+    def info(self):
+        info = {"numpy": np.__version__, "blas threads": self._threads}
+        try:  # NumPy >= 1.26 describes its build; older ones do not, and that is fine
+            blas = np.__config__.CONFIG["Build Dependencies"]["blas"]
+            info["blas"] = f"{blas['name']} {blas['version']}"
+        except (AttributeError, KeyError, TypeError):
+            pass
+        return info
+
+    def gemm(self, n):
+        a, b = _gemm_operands(n)
+        c = np.empty_like(a)
+        return lambda: np.matmul(a, b, out=c)
+
+
+# --------------------------------------------------------------------------- #
+# torch
+# --------------------------------------------------------------------------- #
+
+class Torch(Library):
+    """torch.nn.RNN (forward under no_grad; forward+backward with autograd.grad) and the full
+    model nn.RNN + nn.Linear + F.cross_entropy + torch.optim.Adam."""
+
+    name = "torch"
+    trains = True
+    has_gemm = True
+
+    def __init__(self, threads):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+
+    def info(self):
+        torch = self.torch
+        return {"version": torch.__version__, "threads": torch.get_num_threads(),
+                "mkldnn": torch.backends.mkldnn.is_available()}
+
+    def _rnn(self, D, H, num_layers):
+        return self.torch.nn.RNN(D, H, num_layers=num_layers, nonlinearity="tanh")
+
+    def _load_layer(self, rnn, layer, W_xh, W_hh, b_h):
+        """elman's weights into torch's layer: b_h becomes bias_ih and bias_hh is zero."""
+        torch = self.torch
+        with torch.no_grad():
+            getattr(rnn, f"weight_ih_l{layer}").copy_(torch.from_numpy(W_xh))
+            getattr(rnn, f"weight_hh_l{layer}").copy_(torch.from_numpy(W_hh))
+            getattr(rnn, f"bias_ih_l{layer}").copy_(torch.from_numpy(b_h))
+            getattr(rnn, f"bias_hh_l{layer}").zero_()
+
+    def recurrence(self, a, pass_, flops):
+        torch = self.torch
+        T, B, D = a["x"].shape
+        H = a["W_hh"].shape[0]
+        rnn = self._rnn(D, H, 1)
+        self._load_layer(rnn, 0, a["W_xh"], a["W_hh"], a["b_h"])
+        x = torch.from_numpy(a["x"])
+        h0 = torch.from_numpy(a["h0"])[None]  # [1, B, H]
+        if pass_ == FORWARD:
+            def forward():
+                with torch.no_grad():
+                    return rnn(x, h0)[0]
+            return Task(forward, lambda hs: {"hs": hs.numpy()}, flops)
+
+        x_grad = x.clone().requires_grad_(True)
+        h0_grad = h0.clone().requires_grad_(True)
+        dhs = torch.from_numpy(a["dhs"])
+        wrt = [x_grad, h0_grad, rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0]
+
+        def forward_backward():
+            hs = rnn(x_grad, h0_grad)[0]
+            # autograd.grad returns fresh gradients (nothing accumulates across calls);
+            # bias_hh's gradient equals bias_ih's and is computed all the same.
+            return (hs, *torch.autograd.grad(hs, wrt, dhs))
+
+        def collect(out):
+            hs, dx, dh0, dW_xh, dW_hh, db_h = (t.detach().numpy() for t in out)
+            return {"hs": hs, "dx": dx, "dh0": dh0[0], "dW_xh": dW_xh, "dW_hh": dW_hh, "db_h": db_h}
+
+        return Task(forward_backward, collect, flops)
+
+    def train_step(self, config):
+        torch = self.torch
+        F = torch.nn.functional
+        x, targets, params = train_arrays(config)
+        rnn = self._rnn(config.D, config.H, config.num_layers)
+        for layer in range(config.num_layers):
+            self._load_layer(rnn, layer, params[f"W_xh_l{layer}"], params[f"W_hh_l{layer}"],
+                             params[f"b_h_l{layer}"])
+        linear = torch.nn.Linear(config.H, config.O)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(params["W_hy"]))
+            linear.bias.copy_(torch.from_numpy(params["b_y"]))
+        optimizer = torch.optim.Adam([*rnn.parameters(), *linear.parameters()], lr=ADAM_LR)
+        x = torch.from_numpy(x)
+        flat_targets = torch.from_numpy(targets).reshape(-1)
+        O = config.O
+
+        def step():
+            optimizer.zero_grad()
+            logits = linear(rnn(x)[0])
+            loss = F.cross_entropy(logits.reshape(-1, O), flat_targets)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        def collect(loss):
+            grads = {"loss": np.array(loss.item(), dtype=np.float64),
+                     "W_hy": linear.weight.grad.numpy().copy(), "b_y": linear.bias.grad.numpy().copy()}
+            for layer in range(config.num_layers):
+                grads[f"W_xh_l{layer}"] = getattr(rnn, f"weight_ih_l{layer}").grad.numpy().copy()
+                grads[f"W_hh_l{layer}"] = getattr(rnn, f"weight_hh_l{layer}").grad.numpy().copy()
+                grads[f"b_h_l{layer}"] = getattr(rnn, f"bias_ih_l{layer}").grad.numpy().copy()
+            return grads
+
+        return Task(step, collect, config.flops())
+
+    def gemm(self, n):
+        torch = self.torch
+        a, b = (torch.from_numpy(m) for m in _gemm_operands(n))
+        c = torch.empty_like(a)
+        return lambda: torch.mm(a, b, out=c)
+
+
+# --------------------------------------------------------------------------- #
+# onnxruntime: the ONNX RNN operator, forward only
+# --------------------------------------------------------------------------- #
+
+ONNX_OPSET = 14
+
+
+def rnn_onnx_model(W_xh, W_hh, b_h, T, B):
+    """An ONNX model of one RNN node (tanh, forward direction) with elman's weights.
+
+    ONNX layout: W[1, H, D] = W_xh, R[1, H, H] = W_hh, B[1, 2H] = [Wb, Rb] = [b_h, 0];
+    sequence_lens is omitted (every sequence spans T steps). Inputs X[T, B, D] and
+    initial_h[1, B, H]; output Y[T, 1, B, H].
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    H, D = W_xh.shape
+    initializers = [
+        numpy_helper.from_array(W_xh[None], "W"),
+        numpy_helper.from_array(W_hh[None], "R"),
+        numpy_helper.from_array(np.concatenate([b_h, np.zeros_like(b_h)])[None], "B"),
+    ]
+    node = helper.make_node("RNN", ["X", "W", "R", "B", "", "initial_h"], ["Y"],
+                            hidden_size=H, activations=["Tanh"], direction="forward")
+    graph = helper.make_graph(
+        [node], "elman_rnn",
+        inputs=[helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, B, D]),
+                helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, [1, B, H])],
+        outputs=[helper.make_tensor_value_info("Y", TensorProto.FLOAT, [T, 1, B, H])],
+        initializer=initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+
+
+class OnnxRuntime(Library):
+    name = "onnxruntime"
+    passes = (FORWARD,)
+
+    def __init__(self, threads):
+        import onnx  # noqa: F401  (the graph builder; fail here, not at the first task)
+        import onnxruntime
+
+        self.ort = onnxruntime
+        self.threads = threads
+
+    def info(self):
+        import onnx
+
+        return {"version": self.ort.__version__, "onnx": onnx.__version__,
+                "intra_op_num_threads": self.threads}
+
+    def recurrence(self, a, pass_, flops):
+        ort = self.ort
+        T, B, _ = a["x"].shape
+        model = rnn_onnx_model(a["W_xh"], a["W_hh"], a["b_h"], T, B)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        feeds = {"X": a["x"], "initial_h": a["h0"][None]}
+        return Task(lambda: session.run(None, feeds)[0], lambda y: {"hs": y[:, 0]}, flops)
+
+
+LIBRARY_CLASSES = {cls.name: cls for cls in (Elman, Reference, Torch, OnnxRuntime)}
+
+
+def make_library(name, threads):
+    """The library called name, set to run on `threads` threads (ImportError if not installed)."""
+    try:
+        cls = LIBRARY_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"library must be one of {sorted(LIBRARY_CLASSES)}, got {name!r}") from None
+    return cls(threads)
