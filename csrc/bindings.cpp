@@ -6,7 +6,7 @@
 // float64: NumPy's result type of the floating arguments, with float16 raised to float32 and
 // integers, booleans and wider floats computed in float64. Arrays that are already C-contiguous,
 // aligned, native-endian and of that dtype are read in place (zero copy); anything else is
-// copied once by numpy.ascontiguousarray. Inputs are never written.
+// copied once by numpy.asarray(..., order="C"). Inputs are never written.
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -33,6 +33,12 @@ constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
 
 py::object numpy_attr(const char* name) {
   return py::module_::import("numpy").attr(name);
+}
+
+// A C-contiguous copy of a in dtype (numpy.asarray with order="C": unlike
+// numpy.ascontiguousarray it keeps a 0-d array 0-d).
+py::array c_order(const py::array& a, const py::dtype& dtype) {
+  return numpy_attr("asarray")(a, dtype, py::arg("order") = "C");
 }
 
 std::string shape_str(const py::array& a) {
@@ -100,7 +106,7 @@ struct Args {
       const bool ready = arr.dtype().num() == dtype && (arr.flags() & py::array::c_style) &&
                          (arr.flags() & kAligned) && is_native(arr);
       if (!ready)
-        arr = numpy_attr("ascontiguousarray")(arr, py::dtype(dtype));
+        arr = c_order(arr, py::dtype(dtype));
     }
   }
   template <typename S>
@@ -375,7 +381,7 @@ py::array_t<std::int64_t> as_targets(py::handle targets, const py::array& logits
     s << (want.size() == 1 ? ",)" : ")");
     throw py::value_error(s.str());
   }
-  return numpy_attr("ascontiguousarray")(t, py::dtype::of<std::int64_t>());
+  return c_order(t, py::dtype::of<std::int64_t>());
 }
 
 py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handle mask,
@@ -391,7 +397,7 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
   const bool has_mask = !mask.is_none();
   py::array mk;
   if (has_mask) {
-    mk = numpy_attr("ascontiguousarray")(as_ndarray(mask, "mask"), py::dtype(a.dtype));
+    mk = c_order(as_ndarray(mask, "mask"), py::dtype(a.dtype));
     bool ok = mk.ndim() + 1 == lg.ndim();
     for (py::ssize_t i = 0; ok && i < mk.ndim(); ++i) ok = mk.shape(i) == lg.shape(i);
     if (!ok) throw py::value_error("mask has shape " + shape_str(mk) + ", expected the shape of targets " + shape_str(tg));
@@ -477,6 +483,7 @@ PYBIND11_MODULE(_core, m) {
         "Number of threads the kernels' parallel regions use.");
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads needs n >= 1, got " + std::to_string(n));
+    if (n > 1024) throw py::value_error("set_num_threads needs n <= 1024, got " + std::to_string(n));
     elman::dispatch::table().set_num_threads(n);
   }, py::arg("n"), "Set the number of threads of the kernels, for every Python thread.");
 }

@@ -6,6 +6,8 @@ from . import _core
 
 __all__ = ["show_config", "get_num_threads", "set_num_threads"]
 
+MAX_THREADS = 1024
+
 
 def show_config(print_out=True):
     """Print and return the build in use.
@@ -35,4 +37,8 @@ def set_num_threads(n):
     any n: only the speed changes. Small problems run on one thread whatever n is."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads needs n >= 1, got {n}")
+    if n > MAX_THREADS:  # OpenMP crashes on teams of this size instead of refusing them
+        raise ValueError(f"set_num_threads needs n <= {MAX_THREADS}, got {n}")
     _core.set_num_threads(n)

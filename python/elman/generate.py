@@ -68,6 +68,13 @@ def next_token_distribution(scores, output_activation, temperature):
     ``softmax(log p / temperature)``; temperature 0 gives all mass on the (first) argmax.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    if output_activation not in ("identity", "softmax"):
+        raise ValueError(f"sampling needs an 'identity' (logits) or 'softmax' output layer, "
+                         f"got {output_activation!r}")
+    if not (temperature >= 0 and np.isfinite(temperature)):
+        raise ValueError(f"temperature must be finite and >= 0, got {temperature!r}")
+    if output_activation == "softmax" and not (scores >= 0).all():
+        raise ValueError("softmax outputs must be probabilities >= 0")
     if output_activation == "softmax":
         with np.errstate(divide="ignore"):  # a probability of 0 is a logit of -inf: never drawn
             logits = np.log(scores)

@@ -127,6 +127,8 @@ def one_hot(indices, num_classes, dtype=np.float32, out=None):
 
     out: an optional array of that shape and dtype to fill (no allocation in a training loop).
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
