@@ -6,7 +6,7 @@
 // float64: NumPy's result type of the floating arguments, with float16 raised to float32 and
 // integers, booleans and wider floats computed in float64. Arrays that are already C-contiguous,
 // aligned, native-endian and of that dtype are read in place (zero copy); anything else is
-// copied once by numpy.asarray(..., order="C"). Inputs are never written.
+// copied once by numpy.require. Inputs are never written.
 #include <pybind11/pybind11.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -35,10 +35,11 @@ py::object numpy_attr(const char* name) {
   return py::module_::import("numpy").attr(name);
 }
 
-// A C-contiguous copy of a in dtype (numpy.asarray with order="C": unlike
-// numpy.ascontiguousarray it keeps a 0-d array 0-d).
+// a as a C-contiguous, aligned array of dtype, copied only if it is not one already
+// (numpy.require: unlike numpy.ascontiguousarray it keeps a 0-d array 0-d, and unlike
+// numpy.asarray it also realigns data that starts at an odd address).
 py::array c_order(const py::array& a, const py::dtype& dtype) {
-  return numpy_attr("asarray")(a, dtype, py::arg("order") = "C");
+  return numpy_attr("require")(a, dtype, py::make_tuple("C", "A"));
 }
 
 std::string shape_str(const py::array& a) {

@@ -73,7 +73,8 @@ void for_blocks(bool team, Index n, Body&& body) {
 std::atomic<int> g_threads{0};
 int num_threads() {
   const int n = g_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_max_threads();
+  // Capped: OpenMP crashes instead of refusing a team of, say, OMP_NUM_THREADS=200000.
+  return std::min(n > 0 ? n : omp_get_max_threads(), 1024);
 }
 
 // run(team) inside one parallel region when the work is worth a second thread, else serially.
