@@ -59,8 +59,12 @@ class Optimizer:
         """Update every parameter in place from ``grads`` (a dict with the parameters' keys)."""
         checked = _checked_grads(grads, self.params)
         self.step_count += 1
-        for name, param in self.params.items():
-            self._update(param, checked[name], self.state[name])
+        # An infinite gradient makes the adaptive methods divide inf by inf: the parameter becomes
+        # NaN, silently, as in PyTorch (callers check the loss or use clip_grad_norm's
+        # error_if_nonfinite), not a NumPy warning per step.
+        with np.errstate(invalid="ignore", over="ignore"):
+            for name, param in self.params.items():
+                self._update(param, checked[name], self.state[name])
 
     def _new_state(self, param):
         raise NotImplementedError
