@@ -290,11 +290,10 @@ py::tuple backward(py::handle dhs, py::handle x, py::handle h0, py::handle hs, p
     auto dW_xh = empty<S>({d.H, d.D});
     auto dW_hh = empty<S>({d.H, d.H});
     auto db = empty<S>({d.H});
-    auto dz = scratch<S>(d.T * d.B * d.H);
     S *p_dx = mut(dx), *p_dh0 = mut(dh0), *p_dWxh = mut(dW_xh), *p_dWhh = mut(dW_hh), *p_db = mut(db);
     {
       py::gil_scoped_release nogil;
-      elman::dispatch::kernels<S>().rnn_backward(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, dz.get(), a.ptr<S>(0), a.ptr<S>(1),
+      elman::dispatch::kernels<S>().rnn_backward(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, a.ptr<S>(0), a.ptr<S>(1),
                              a.ptr<S>(2), a.ptr<S>(3), a.ptr<S>(4), a.ptr<S>(5), d.T, d.B, d.D,
                              d.H, f);
     }

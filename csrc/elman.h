@@ -32,11 +32,10 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
                  Index T, Index B, Index D, Index H, Activation f);
 
 // Backpropagation through time. dhs[T, B, H] = dL/dhs (including the final state's gradient).
-// Writes dx[T, B, D], dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H].
-// dz[T, B, H] is workspace: the pre-activation gradients, filled by the sequential dh recurrence
-// and then consumed by the whole-sequence GEMMs.
+// Writes dx[T, B, D], dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H]. Its workspace (the
+// pre-activation gradients dz of a few hundred rows at a time) is allocated inside, once per call.
 template <typename S>
-void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
+void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                   const S* dhs, const S* x, const S* h0, const S* hs, const S* W_xh, const S* W_hh,
                   Index T, Index B, Index D, Index H, Activation f);
 
@@ -85,7 +84,7 @@ struct KernelTable {
   int (*num_threads)();            // what a parallel region of this build would use now
 };
 
-constexpr int kKernelAbi = 1;  // bumped whenever KernelTable or a kernel signature changes
+constexpr int kKernelAbi = 2;  // bumped whenever KernelTable or a kernel signature changes
 
 // Defined by each kernel build (kernels.cpp).
 const KernelTable& kernel_table();

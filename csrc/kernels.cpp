@@ -54,10 +54,15 @@ Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 // body(i) for i in [0, n): shared by the team when `team` (called inside a parallel region; the
 // implicit barrier ends it unless kNoWait), else a plain loop. Small problems take the plain
 // loop: even a one-thread OpenMP barrier costs a futex system call per step.
-enum Wait { kBarrier, kNoWait };
+// kDynamic: handed out as threads come free (for tasks whose sizes differ; never used where a
+// thread should keep the same blocks from one step to the next), with the barrier.
+enum Wait { kBarrier, kNoWait, kDynamic };
 template <Wait wait = kBarrier, typename Body>
 void for_blocks(bool team, Index n, Body&& body) {
   if (!team) {
+    for (Index i = 0; i < n; ++i) body(i);
+  } else if (wait == kDynamic) {
+#pragma omp for schedule(dynamic, 1)
     for (Index i = 0; i < n; ++i) body(i);
   } else if (wait == kNoWait) {
 #pragma omp for schedule(static) nowait
@@ -109,11 +114,12 @@ void output_activate(Block&& y, OutputActivation g) {
   }
 }
 
-// sums[0, c) = column sums of the [rows, c) window m, added row after row (a fixed order).
+// sums[0, c) (+)= column sums of the [rows, c) window m, added row after row (a fixed order);
+// the sums start from zero when `overwrite`.
 template <typename S, typename M>
-void column_sums(S* sums, const M& m) {
+void add_column_sums(S* sums, const M& m, bool overwrite) {
   auto out = Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>(sums, m.cols());
-  out.setZero();
+  if (overwrite) out.setZero();
   for (Index r = 0; r < m.rows(); ++r) out += m.row(r).array();
 }
 
@@ -170,8 +176,14 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   });
 }
 
+// The backward holds the pre-activation gradients dz for a chunk of about kChunkRows rows (whole
+// steps) at a time: the dh recurrence fills a chunk, the gradient GEMMs consume it, then the next
+// (earlier) chunk is filled. Whole-sequence dz would add T*B*H to the memory of a pass (as much as
+// hs itself); GEMMs of a few hundred rows already run near the machine's peak.
+constexpr Index kChunkRows = 256;
+
 template <typename S>
-void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
+void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                   const S* dhs, const S* x, const S* h0, const S* hs, const S* W_xh, const S* W_hh,
                   Index T, Index B, Index D, Index H, Activation f) {
   const Index N = T * B;
@@ -180,51 +192,81 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h, S* dz,
     fill_zero(dW_hh, H * H), fill_zero(db_h, H);
     return;
   }
-  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
-  const Index step = B * H;
+  const Index step = B * H, col_blocks = blocks(H, kColBlock);
+  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, T);  // steps per chunk
+  // dz of the chunk's steps, then one more step: dz[t1], carried over from the chunk after it.
+  const std::unique_ptr<S[]> work(new S[size_t((chunk + 1) * step)]);
+  S* const carry = work.get() + chunk * step;
   const Panels<S> panel(H, N >= kPackMinRows);
   region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
-    // The panels W_hh[:, J], and the last step, which has no product:
-    // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
-    for_blocks(team, col_blocks, [&](Index cb) {
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
-      if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
-      const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz + last, H, f};
-      recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
-    });
-    // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]); dh0 = dz[0] W_hh.
-    for (Index t = T - 1; t >= 0; --t) {
-      const auto epi = t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step,
-                                                               dz + (t - 1) * step, H, f}
-                             : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
-      const S* dz_t = dz + t * step;
-      for_blocks(team, col_blocks, [&](Index cb) {
-        const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        if (panel) return recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-        auto g = view(epi.out + j0, B, nc, H);
-        if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
-        else g.setZero();
-        g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
-        if (epi.h) recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc,
-                                        recurrence::BackwardEpilogue<S>{epi.out, epi.h, epi.out, H, f});
+    for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
+      const Index rows = (t1 - t0) * B;
+      const auto dz = [&](Index t) { return t == t1 ? carry : work.get() + (t - t0) * step; };
+      if (t1 == T) {
+        // The panels W_hh[:, J], and the last step, which has no product:
+        // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
+        for_blocks(team, col_blocks, [&](Index cb) {
+          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
+          if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
+          const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz(T - 1), H, f};
+          recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
+        });
+      }
+      // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]) for the steps
+      // of this chunk, and at the very start dh0 = dz[0] W_hh.
+      for (Index t = t1 == T ? T - 1 : t1; t > t0 || (t == 0 && t0 == 0); --t) {
+        const auto epi = t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step,
+                                                                 dz(t - 1), H, f}
+                               : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
+        const S* dz_t = dz(t);
+        for_blocks(team, col_blocks, [&](Index cb) {
+          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+          if (panel) return recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+          auto g = view(epi.out + j0, B, nc, H);
+          if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
+          else g.setZero();
+          g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
+          if (epi.h) recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc,
+                                          recurrence::BackwardEpilogue<S>{epi.out, epi.h, epi.out, H, f});
+        });
+        if (t == 0) break;
+      }
+      // The chunk's rows of dz, consumed by GEMMs: its rows of dx = dz W_xh, and its terms of
+      // dW_xh = dz^T x, dW_hh = dz^T h_prev, db_h = column sums of dz, added to those of the
+      // chunks after it (the first chunk done, the sequence's last, writes them). A task's result
+      // depends only on its data, so a dynamic schedule balances them without changing a bit.
+      const bool first = t1 == T;
+      const Index row_blocks = blocks(rows, kRowBlock);
+      for_blocks<kDynamic>(team, col_blocks + row_blocks, [&](Index task) {
+        if (task >= col_blocks) {  // rows r0.. of the chunk's dx
+          const Index r0 = (task - col_blocks) * kRowBlock, nr = std::min(kRowBlock, rows - r0);
+          view(dx + (t0 * B + r0) * D, nr, D, D).noalias() = view(dz(t0) + r0 * H, nr, H, H) * view(W_xh, H, D, D);
+          return;
+        }
+        const Index j0 = task * kColBlock, nc = std::min(kColBlock, H - j0);
+        const auto dz_c = view(static_cast<const S*>(dz(t0)) + j0, rows, nc, H);
+        auto dWxh = view(dW_xh + j0 * D, nc, D, D);
+        auto dWhh = view(dW_hh + j0 * H, nc, H, H);
+        const auto x_c = view(x + t0 * B * D, rows, D, D);
+        if (first) {
+          dWxh.noalias() = dz_c.transpose() * x_c;
+          dWhh.setZero();
+        } else {
+          dWxh.noalias() += dz_c.transpose() * x_c;
+        }
+        // h_prev of step t is hs[t-1], and h0 for t = 0.
+        if (t0 > 0) {
+          dWhh.noalias() += dz_c.transpose() * view(hs + (t0 - 1) * step, rows, H, H);
+        } else {
+          dWhh.noalias() += view(static_cast<const S*>(dz(0)) + step + j0, rows - B, nc, H).transpose() *
+                            view(hs, rows - B, H, H);
+          dWhh.noalias() += view(static_cast<const S*>(dz(0)) + j0, B, nc, H).transpose() * view(h0, B, H, H);
+        }
+        add_column_sums(db_h + j0, dz_c, first);
+        // dz[t0] is dz[t1] of the next chunk done: carried over (only this task reads these columns).
+        for (Index i = 0; i < B; ++i) std::copy_n(dz(t0) + i * H + j0, nc, carry + i * H + j0);
       });
     }
-    // Whole-sequence GEMMs over all N = T*B rows of dz.
-    for_blocks<kNoWait>(team, row_blocks, [&](Index rb) {  // dx = dz W_xh
-      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
-      view(dx + r0 * D, nr, D, D).noalias() = view(dz + r0 * H, nr, H, H) * view(W_xh, H, D, D);
-    });
-    for_blocks(team, col_blocks, [&](Index cb) {  // rows j0.. of dW_xh, dW_hh, db_h
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-      const S* dz_c = dz;
-      const auto dz_all = view(dz_c + j0, N, nc, H);
-      view(dW_xh + j0 * D, nc, D, D).noalias() = dz_all.transpose() * view(x, N, D, D);
-      // h_prev of step t is hs[t-1], and h0 for t = 0.
-      auto dWhh = view(dW_hh + j0 * H, nc, H, H);
-      dWhh.noalias() = view(dz_c + step + j0, N - B, nc, H).transpose() * view(hs, N - B, H, H);
-      dWhh.noalias() += view(dz_c + j0, B, nc, H).transpose() * view(h0, B, H, H);
-      column_sums(db_h + j0, dz_all);
-    });
   });
 }
 
@@ -278,7 +320,7 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
       const auto dz_all = view(dz_read + j0, N, nc, O);
       view(dW_hy + j0 * H, nc, H, H).noalias() = dz_all.transpose() * view(hs, N, H, H);
-      column_sums(db_y + j0, dz_all);
+      add_column_sums(db_y + j0, dz_all, true);
     });
   });
 }
@@ -367,7 +409,7 @@ const KernelTable& kernel_table() {
 #define ELMAN_INSTANTIATE(S)                                                                    \
   template void rnn_forward<S>(S*, const S*, const S*, const S*, const S*, const S*, Index,      \
                                Index, Index, Index, Activation);                                 \
-  template void rnn_backward<S>(S*, S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*,  \
+  template void rnn_backward<S>(S*, S*, S*, S*, S*, const S*, const S*, const S*, const S*,      \
                                 const S*, const S*, Index, Index, Index, Index, Activation);     \
   template void output_forward<S>(S*, const S*, const S*, const S*, Index, Index, Index,         \
                                   OutputActivation);                                             \

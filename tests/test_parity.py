@@ -16,9 +16,12 @@ OUTPUT = ["identity", "softmax", "sigmoid"]
 DTYPES = [np.float32, np.float64]
 FUNCTIONS = ["cell_forward", "cell_backward", "rnn_forward", "rnn_backward",
              "output_forward", "output_backward", "softmax_cross_entropy"]
-# Edge sizes: T=1, B=1, D=1, H not a multiple of 8 or of the kernels' block of 64, empty.
+# Edge sizes: T=1, B=1, D=1, H not a multiple of 8 or of the kernels' block of 64, empty. The
+# backward consumes dz in chunks of 256 rows (whole steps): (70, 8, ...) has chunks of 32, 32 and 6
+# steps on the multithreaded path, (3, 300, ...) one step per chunk, (600, 1, ...) 256, 256, 88.
 SHAPES = [(1, 1, 1, 1), (1, 3, 4, 5), (5, 1, 3, 7), (4, 2, 1, 13), (3, 4, 6, 64), (6, 3, 5, 65),
-          (2, 5, 3, 130), (0, 3, 4, 5), (3, 0, 4, 5), (3, 2, 0, 5), (3, 2, 4, 0), (20, 8, 16, 200)]
+          (2, 5, 3, 130), (0, 3, 4, 5), (3, 0, 4, 5), (3, 2, 0, 5), (3, 2, 4, 0), (20, 8, 16, 200),
+          (70, 8, 5, 130), (3, 300, 4, 9), (600, 1, 3, 20)]
 
 
 def tol(dtype):
