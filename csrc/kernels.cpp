@@ -125,62 +125,136 @@ void add_column_sums(S* sums, const M& m, bool overwrite) {
 
 }  // namespace
 
-// Panels of W_hh for the recurrence, one per block of kColBlock hidden units (recurrence.h),
-// packed once per sequence. Packing costs about one step of work at B = 1, so sequences of fewer
-// than kPackMinRows rows (a single cell step, say) multiply by W_hh in place with Eigen instead.
+// Panels of K rows for the register-tiled products of recurrence.h, one per block of kColBlock
+// hidden units, packed once per sequence: W_hh's for the recurrence, W_xh's for the input
+// projection. Packing costs about one step of work at B = 1, so sequences of fewer than
+// kPackMinRows rows (a single cell step, say) multiply by the weights in place with Eigen instead.
 constexpr Index kPackMinRows = 4;
 
 template <typename S>
 struct Panels {
   std::unique_ptr<S[]> data;
-  Index H;
-  Panels(Index H_, bool packed)
-      : data(packed ? new S[size_t(blocks(H_, kColBlock) * kColBlock * H_)] : nullptr), H(H_) {}
+  Index K;
+  Panels(Index K_, Index H, bool packed)
+      : data(packed ? new S[size_t(std::max<Index>(blocks(H, kColBlock) * kColBlock * K_, 1))] : nullptr),
+        K(K_) {}
   explicit operator bool() const { return bool(data); }
-  S* operator[](Index cb) const { return data.get() + cb * kColBlock * H; }
+  S* operator[](Index cb) const { return data.get() + cb * kColBlock * K; }
 };
+
+// Spins until `flag` is set by another thread (a short wait: the flagged work is small).
+inline void wait_for(const std::atomic<int>& flag) {
+  while (!flag.load(std::memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+}
+
+// Rows of the hoisted projection per task when it runs beside a one-thread recurrence: small, so
+// that the recurrence can start after the first few steps' rows.
+constexpr Index kOverlapRows = 8;
 
 template <typename S>
 void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, const S* b_h,
                  Index T, Index B, Index D, Index H, Activation f) {
   const Index N = T * B;
   if (N == 0 || H == 0) return;
-  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(H, kColBlock);
-  const Panels<S> panel(H, N >= kPackMinRows);
-  region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
-    // W_hh[J, :]^T packed once per sequence. The static schedule gives each thread the same
-    // blocks here and in the recurrence, so it packs exactly the panels it will read.
-    if (panel) for_blocks<kNoWait>(team, col_blocks, [&](Index cb) {
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-      recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/true);
-    });
-    // Hoisted input projection, bias included: hs = x W_xh^T + b_h for all steps at once.
-    for_blocks(team, row_blocks, [&](Index rb) {
-      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
-      auto z = view(hs + r0 * H, nr, H, H);
-      z.rowwise() = ConstRow<S>(b_h, H);
-      z.noalias() += view(x + r0 * D, nr, D, D) * view(W_xh, H, D, D).transpose();
-    });
-    // The recurrence: hs[t] = f(hs[t] + hs[t-1] W_hh^T), block by block of hidden units.
-    for (Index t = 0; t < T; ++t) {
-      const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
-      const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
-      for_blocks(team, col_blocks, [&](Index cb) {
+  const Index col_blocks = blocks(H, kColBlock);
+  const bool packed = N >= kPackMinRows;
+  const Panels<S> panel(H, H, packed), xpanel(D, H, packed);
+  const auto pack = [&](Index cb) {  // W_hh[J, :]^T and W_xh[J, :]^T, once per sequence
+    const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+    recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/true);
+    recurrence::pack_panel(xpanel[cb], kColBlock, W_xh, D, D, j0, nc, /*transpose=*/true);
+  };
+  // The hoisted input projection of rows [r0, r0 + nr), bias included: hs = x W_xh^T + b_h.
+  // Each element is b_h + its k-sum in k order whichever rows are computed together (kSplitK
+  // false), so the rows may be grouped differently on different paths without changing a bit.
+  const auto project = [&](Index r0, Index nr) {
+    if (packed) {
+      const recurrence::BiasEpilogue<S> epi{b_h, hs + r0 * H, H};
+      for (Index cb = 0; cb < col_blocks; ++cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-        if (panel) return recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-        auto z = view(hs + t * B * H + j0, B, nc, H);
-        z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
-        for (Index i = 0; i < B; ++i) pointwise::activate_row(z.data() + i * H, nc, f);
-      });
+        recurrence::block<S, false>(x + r0 * D, nr, D, D, xpanel[cb], kColBlock, j0, nc, epi);
+      }
+      return;
     }
-  });
+    auto z = view(hs + r0 * H, nr, H, H);
+    z.rowwise() = ConstRow<S>(b_h, H);
+    z.noalias() += view(x + r0 * D, nr, D, D) * view(W_xh, H, D, D).transpose();
+  };
+  // Step t of the recurrence: hs[t] = f(hs[t] + hs[t-1] W_hh^T), block by block of hidden units.
+  const auto step = [&](bool team, Index t) {
+    const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
+    const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
+    for_blocks(team, col_blocks, [&](Index cb) {
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+      if (packed) return recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+      auto z = view(hs + t * B * H + j0, B, nc, H);
+      z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
+      for (Index i = 0; i < B; ++i) pointwise::activate_row(z.data() + i * H, nc, f);
+    });
+  };
+
+  if (double(B) * H * H >= kMinParallelWork) {  // the team shares every step
+    region(true, [&](bool team) {
+      // The static schedule gives each thread the same blocks here and in the recurrence, so it
+      // packs the W_hh panels it will read.
+      if (packed) for_blocks(team, col_blocks, pack);
+      for_blocks(team, blocks(N, kRowBlock), [&](Index rb) {
+        project(rb * kRowBlock, std::min(kRowBlock, N - rb * kRowBlock));
+      });
+      for (Index t = 0; t < T; ++t) step(team, t);
+    });
+    return;
+  }
+  // Steps too small to share: one thread runs the recurrence while the others project the inputs
+  // of the steps ahead of it, in tasks of whole steps taken in order; the recurrence thread waits
+  // for a step's task only when it cannot take an untaken one itself.
+  const Index task_steps = std::max<Index>(1, kOverlapRows / B), tasks = blocks(T, task_steps);
+  const int threads = packed && double(N) * D * H >= kMinParallelWork ? std::min(num_threads(), 2) : 1;
+  if (threads < 2) {
+    if (packed) for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
+    project(0, N);
+    for (Index t = 0; t < T; ++t) step(false, t);
+    return;
+  }
+  for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
+  std::atomic<Index> next_task{0};
+  const std::unique_ptr<std::atomic<int>[]> done(new std::atomic<int>[size_t(tasks)]);
+  for (Index i = 0; i < tasks; ++i) done[i].store(0, std::memory_order_relaxed);
+  const auto take_task = [&]() {  // false when every task has been taken
+    const Index task = next_task.fetch_add(1, std::memory_order_relaxed);
+    if (task >= tasks) return false;
+    const Index t0 = task * task_steps, t1 = std::min(T, t0 + task_steps);
+    project(t0 * B, (t1 - t0) * B);
+    done[task].store(1, std::memory_order_release);
+    return true;
+  };
+#pragma omp parallel num_threads(threads)
+  {
+    if (omp_get_thread_num() == 0) {
+      for (Index t = 0; t < T; ++t) {
+        const Index task = t / task_steps;
+        while (!done[task].load(std::memory_order_acquire))
+          if (!take_task()) wait_for(done[task]);
+        step(false, t);
+      }
+    } else {
+      while (take_task()) {
+      }
+    }
+  }
 }
 
-// The backward holds the pre-activation gradients dz for a chunk of about kChunkRows rows (whole
-// steps) at a time: the dh recurrence fills a chunk, the gradient GEMMs consume it, then the next
-// (earlier) chunk is filled. Whole-sequence dz would add T*B*H to the memory of a pass (as much as
-// hs itself); GEMMs of a few hundred rows already run near the machine's peak.
-constexpr Index kChunkRows = 256;
+// The backward holds the pre-activation gradients dz for a chunk of whole steps at a time: the dh
+// recurrence fills a chunk, the gradient GEMMs consume it, then the next (earlier) chunk is filled.
+// Whole-sequence dz would add T*B*H to the memory of a pass (as much as hs itself). A chunk has at
+// least kChunkRows rows (GEMMs of a few hundred rows run near the machine's peak) and is at least
+// 1/kMaxChunks of the sequence (each chunk re-reads and re-writes dW_xh and dW_hh, 6 MiB at
+// H = 1024: with 2-step chunks at B = 128 that traffic cost 14% of the backward).
+constexpr Index kChunkRows = 256, kMaxChunks = 8;
 
 template <typename S>
 void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
@@ -193,11 +267,11 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
     return;
   }
   const Index step = B * H, col_blocks = blocks(H, kColBlock);
-  const Index chunk = std::clamp<Index>(kChunkRows / B, 1, T);  // steps per chunk
+  const Index chunk = std::min(T, std::max({kChunkRows / B, blocks(T, kMaxChunks), Index(1)}));  // steps
   // dz of the chunk's steps, then one more step: dz[t1], carried over from the chunk after it.
   const std::unique_ptr<S[]> work(new S[size_t((chunk + 1) * step)]);
   S* const carry = work.get() + chunk * step;
-  const Panels<S> panel(H, N >= kPackMinRows);
+  const Panels<S> panel(H, H, N >= kPackMinRows);
   region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
     for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
       const Index rows = (t1 - t0) * B;
@@ -207,7 +281,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
         // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
         for_blocks(team, col_blocks, [&](Index cb) {
           const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
-          if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, j0, nc, /*transpose=*/false);
+          if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
           const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz(T - 1), H, f};
           recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
         });

@@ -8,6 +8,8 @@
 // per sequence (W_hh[J, :]^T forward, W_hh[:, J] backward), so the weights are not repacked at
 // every step as a general GEMM would. A register tile of MR rows x NP packets accumulates over k
 // in registers; init, the activation and the store happen on those registers (no temporaries).
+// The hoisted projection itself is the same product once for all steps (A = x, P = W_xh[J, :]^T,
+// init = b_h, no activation: BiasEpilogue).
 //
 // How an element is summed depends only on the shapes (which tile it falls in), never on the
 // thread count or the data's address: loads and stores are unaligned, the epilogue runs on whole
@@ -43,19 +45,34 @@ inline void store_partial(S* p, const Packet<S>& v, Index n) {
   std::copy(buf, buf + n, p);
 }
 
-// Packs the panel P[H, J] (J = nc columns, padded with zeros to a whole number of packets,
-// row stride `ldp`) from W_hh[H, H]: transposed rows j0.. for forward, columns j0.. for backward.
+// Packs the panel P[K, J] (J = nc columns, padded with zeros to a whole number of packets, row
+// stride ldp) from a row-major matrix W with rows ld apart: P[k, j] = W[j0 + j, k] when
+// `transpose` (W_hh[J, :]^T for the forward recurrence, W_xh[J, :]^T for the input projection),
+// else P[k, j] = W[k, j0 + j] (W_hh[:, J] for the backward). Only copies: no value changes.
 template <typename S>
-void pack_panel(S* P, Index ldp, const S* W_hh, Index H, Index j0, Index nc, bool transpose) {
-  if (transpose) {  // P[k, j] = W_hh[j0 + j, k]: read W_hh's rows in order, write P's columns
-    for (Index j = 0; j < nc; ++j) {
-      const S* w = W_hh + (j0 + j) * H;
-      for (Index k = 0; k < H; ++k) P[k * ldp + j] = w[k];
+void pack_panel(S* P, Index ldp, const S* W, Index ld, Index K, Index j0, Index nc, bool transpose) {
+  if (transpose) {
+    // L x L squares go through a register transpose (a scalar loop here costs as much as a few
+    // steps of a short sequence); the edges are copied one value at a time.
+    constexpr Index L = kLanes<S>;
+    Index j = 0;
+    for (; j + L <= nc; j += L) {
+      Index k = 0;
+      for (; k + L <= K; k += L) {
+        ei::PacketBlock<Packet<S>, L> square;
+        for (Index r = 0; r < L; ++r) square.packet[r] = ei::ploadu<Packet<S>>(W + (j0 + j + r) * ld + k);
+        ei::ptranspose(square);
+        for (Index r = 0; r < L; ++r) ei::pstoreu(P + (k + r) * ldp + j, square.packet[r]);
+      }
+      for (Index r = 0; r < L; ++r)
+        for (Index kk = k; kk < K; ++kk) P[kk * ldp + j + r] = W[(j0 + j + r) * ld + kk];
     }
-  } else {  // P[k, j] = W_hh[k, j0 + j]
-    for (Index k = 0; k < H; ++k) std::copy(W_hh + k * H + j0, W_hh + k * H + j0 + nc, P + k * ldp);
+    for (; j < nc; ++j)
+      for (Index k = 0; k < K; ++k) P[k * ldp + j] = W[(j0 + j) * ld + k];
+  } else {
+    for (Index k = 0; k < K; ++k) std::copy(W + k * ld + j0, W + k * ld + j0 + nc, P + k * ldp);
   }
-  for (Index k = 0; k < H; ++k) std::fill(P + k * ldp + nc, P + (k + 1) * ldp, S(0));
+  for (Index k = 0; k < K; ++k) std::fill(P + k * ldp + nc, P + (k + 1) * ldp, S(0));
 }
 
 // What surrounds the product: where acc starts and what happens to it before it is stored.
@@ -69,6 +86,16 @@ struct ForwardEpilogue {
   void store(Index i, Index j, Index n, Packet<S> acc) const {
     store_partial(out + i * H + j, pointwise::activate<S>(acc, f), n);
   }
+};
+
+// The hoisted input projection: out[:, J] = b[J] + x W_xh[J, :]^T, no activation.
+template <typename S>
+struct BiasEpilogue {
+  const S* bias;  // [H]
+  S* out;         // [rows, H]
+  Index H;
+  Packet<S> init(Index, Index j, Index n) const { return load_partial(bias + j, n); }
+  void store(Index i, Index j, Index n, Packet<S> acc) const { store_partial(out + i * H + j, acc, n); }
 };
 
 template <typename S>
@@ -129,26 +156,30 @@ inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, 
     for (int q = 0; q < NP; ++q) epi.store(i0 + r, j0 + (p0 + q) * L, n[q], acc[0][r][q]);
 }
 
-// One row, NP = 1..8 packets, with enough partial sums per packet to keep ~8 FMA chains going.
-template <typename S, typename Epi>
+// One row, NP = 1..8 packets. kSplitK: with enough partial sums per packet to keep ~8 FMA chains
+// going (the latency-bound B = 1 recurrence); else one sum per packet in k order, the arithmetic of
+// the MR-row tiles, so that a row's result does not depend on which rows were computed with it.
+template <typename S, bool kSplitK, typename Epi>
 inline void row_tile(Index np, const S* A, Index K, Index H, const S* P, Index ldp, Index i,
                      Index p0, Index j0, Index nc, const Epi& epi) {
+  constexpr int s = kSplitK ? 1 : 0;  // U = 1 when not split
   switch (np) {
-    case 1: return tile<S, 1, 1, 8>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 2: return tile<S, 1, 2, 4>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 3: return tile<S, 1, 3, 3>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 4: return tile<S, 1, 4, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 5: return tile<S, 1, 5, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 6: return tile<S, 1, 6, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 7: return tile<S, 1, 7, 2>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 1: return tile<S, 1, 1, s ? 8 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 2: return tile<S, 1, 2, s ? 4 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 3: return tile<S, 1, 3, s ? 3 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 4: return tile<S, 1, 4, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 5: return tile<S, 1, 5, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 6: return tile<S, 1, 6, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 7: return tile<S, 1, 7, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
     default: return tile<S, 1, 8, 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
   }
 }
 
 // All B rows of one block of nc <= ldp columns starting at j0: C = epi(init + A P), where the
 // product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart. The tiling
-// depends only on B and nc, so results do not depend on the thread count.
-template <typename S, typename Epi>
+// depends only on B and nc, so results do not depend on the thread count; with kSplitK false
+// (see row_tile) they do not depend on B either.
+template <typename S, bool kSplitK = true, typename Epi>
 void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j0, Index nc,
            const Epi& epi) {
   constexpr Index L = kLanes<S>;
@@ -162,7 +193,7 @@ void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j
   }
   for (; i < B; ++i)  // single rows (all of them when B < 6)
     for (Index p = 0; p < packets; p += 8)
-      row_tile(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
+      row_tile<S, kSplitK>(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
 }
 
 }  // namespace elman::recurrence

@@ -48,6 +48,24 @@ def test_set_num_threads_does_not_change_a_bit(dtype):
         elman.set_num_threads(before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T,B,D,H", [(300, 1, 40, 70), (25, 1, 65, 100), (40, 3, 50, 60)])
+def test_small_steps_do_not_change_a_bit_with_threads(T, B, D, H, dtype):
+    """Steps too small to share run on one thread while the others project the inputs of the steps
+    ahead (only with 2+ threads): the results must be those of the one-thread path."""
+    rng = np.random.default_rng(11)
+    p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    before = elman.get_num_threads()
+    try:
+        results = set()
+        for n in (1, 2, 3, 1, 2):
+            elman.set_num_threads(n)
+            results.add(elman.rnn_forward(**p).tobytes())
+        assert len(results) == 1
+    finally:
+        elman.set_num_threads(before)
+
+
 def test_omp_num_threads_env_does_not_change_a_bit():
     code = ("import numpy as np, elman, sys; sys.path.insert(0, %r); import test_determinism as t; "
             "print(elman.get_num_threads(), t.digest_of_all_kernels(np.float32))" % os.path.dirname(__file__))
