@@ -23,6 +23,7 @@
 
 #include "dispatch.h"
 #include "elman.h"
+#include "optim_step.h"
 
 namespace py = pybind11;
 using elman::Index;
@@ -486,4 +487,5 @@ PYBIND11_MODULE(_core, m) {
     if (n > 1024) throw py::value_error("set_num_threads needs n <= 1024, got " + std::to_string(n));
     elman::dispatch::table().set_num_threads(n);
   }, py::arg("n"), "Set the number of threads of the kernels, for every Python thread.");
+  elman::register_optim(m);  // the optimizer steps of elman.optim (optim_step.cpp)
 }

@@ -1,11 +1,12 @@
-"""elman.optim: PyTorch's update formulas step for step, in place, with state allocated once."""
+"""elman.optim: PyTorch's update formulas step for step, in place, with state allocated once; the
+compiled step gives the bits of the NumPy formulas."""
 
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from elman import optim
+from elman import _core, optim
 
 SHAPES = {"W_xh": (5, 3), "W_hh": (5, 5), "b_h": (5,)}
 N_STEPS = 25
@@ -259,3 +260,242 @@ def test_clip_bad_arguments():
         optim.clip_grad_norm({"a": [1.0, 2.0]}, 1.0)
     with pytest.raises(TypeError, match="grads must be a dict"):
         optim.clip_grad_norm(np.zeros(3), 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# the compiled step: the same bits as the NumPy formulas (each optimizer's _update)
+# --------------------------------------------------------------------------- #
+
+# Every option of every optimizer, both lerp formulas (weight 1 - beta1 or 1 - alpha below and
+# above 0.5), both kinds of weight decay.
+BIT_CONFIGS = CONFIGS + [
+    (optim.SGD, "SGD", {"lr": 0.05, "momentum": 0.7, "dampening": -0.2}),
+    (optim.SGD, "SGD", {"lr": 0.05, "weight_decay": 0.2}),
+    (optim.Adagrad, "Adagrad", {"lr": 0.1, "lr_decay": 0.5}),
+    (optim.RMSprop, "RMSprop", {"lr": 0.01, "alpha": 0.3, "centered": True, "weight_decay": 0.1}),
+    (optim.RMSprop, "RMSprop", {"lr": 0.01, "alpha": 0.5, "centered": True, "momentum": 0.3}),
+    (optim.Adam, "Adam", {"lr": 0.01, "betas": (0.3, 0.5), "weight_decay": 0.2, "amsgrad": True}),
+    (optim.Adam, "Adam", {"lr": 0.01, "betas": (0.5, 0.999), "eps": 0.0}),
+    (optim.AdamW, "AdamW", {"lr": 0.02, "betas": (0.2, 0.9), "weight_decay": 0.0}),
+    (optim.AdamW, "AdamW", {"lr": 0.5, "betas": (0.0, 0.0), "weight_decay": 1.0, "amsgrad": True}),
+]
+BIT_IDS = [f"{cls.__name__}-{i}" for i, (cls, _, _) in enumerate(BIT_CONFIGS)]
+# Odd sizes: one element, a few (fewer than a vector, and a vector plus a tail), none, a 0-d
+# array, 2-D, and enough for the vector loop's main body.
+ODD_SHAPES = {"one": (1,), "seven": (7,), "empty": (0,), "scalar": (), "matrix": (3, 5),
+              "empty_rows": (0, 4), "long": (133,)}
+
+
+def numpy_path(opt):
+    """opt, made to step with its NumPy formulas (the reference)."""
+    opt._fused = False
+    return opt
+
+
+def compiled_path(opt):
+    """opt, made to fail if a step falls back to its NumPy formulas."""
+    def fail(*args):
+        raise AssertionError("the step took the NumPy path")
+    opt._update = fail
+    return opt
+
+
+def assert_same_bits(got, expected, what):
+    """Equal bit for bit (so -0.0 is not 0.0), with NaN in the same places (any NaN payload)."""
+    assert got.dtype == expected.dtype and got.shape == expected.shape, what
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(got), nan, err_msg=f"{what}: NaN positions")
+    bits = f"u{got.dtype.itemsize}"
+    np.testing.assert_array_equal(np.where(nan, 0, got).view(bits),
+                                  np.where(nan, 0, expected).view(bits), err_msg=what)
+
+
+def assert_same_state(got_opt, expected_opt, got_params, expected_params):
+    for name in expected_params:
+        assert_same_bits(got_params[name], expected_params[name], name)
+        for key, value in expected_opt.state[name].items():
+            if key not in ("work", "tmp"):  # scratch space of the NumPy path
+                assert_same_bits(got_opt.state[name][key], value, f"state[{name!r}][{key!r}]")
+
+
+def hard_gradients(rng, shapes, dtype, step):
+    """Gradients of a random scale, with tiny (subnormal), huge, zero and negative-zero entries,
+    and inf and NaN entries from step 30 on."""
+    info = np.finfo(dtype)
+    grads = {}
+    for name, shape in shapes.items():
+        g = np.array(rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 2))
+        flat = g.reshape(-1)  # a view: writes reach g
+        specials = [info.smallest_subnormal * 3, -info.tiny, info.max / 1e3, 0.0, -0.0]
+        if step >= 30:
+            specials += [np.inf, -np.inf, np.nan]
+        for i in range(flat.size):
+            if rng.uniform() < 0.15:
+                flat[i] = specials[rng.integers(len(specials))]
+        grads[name] = g.astype(dtype)
+    return grads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("cls, torch_name, kwargs", BIT_CONFIGS, ids=BIT_IDS)
+def test_compiled_step_gives_the_numpy_formulas_bits(cls, torch_name, kwargs, dtype, rng):
+    start = {name: np.asarray(rng.standard_normal(shape) * 3, dtype)
+             for name, shape in ODD_SHAPES.items()}
+    got_params = {name: p.copy() for name, p in start.items()}
+    expected_params = {name: p.copy() for name, p in start.items()}
+    got = compiled_path(cls(got_params, **kwargs))
+    expected = numpy_path(cls(expected_params, **kwargs))
+    for step in range(40):
+        grads = hard_gradients(rng, ODD_SHAPES, dtype, step)
+        if step % 7 == 3:  # a learning-rate schedule
+            got.lr = expected.lr = got.lr * rng.uniform(0.3, 1.5)
+        got.step(grads)
+        expected.step(grads)
+        assert_same_state(got, expected, got_params, expected_params)
+    assert got.step_count == expected.step_count == 40
+
+
+def test_compiled_step_with_mixed_dtypes_and_converted_gradients(rng):
+    start = {"w": rng.standard_normal((4, 6)).astype(np.float32), "b": rng.standard_normal(9)}
+    got_params = {k: v.copy() for k, v in start.items()}
+    expected_params = {k: v.copy() for k, v in start.items()}
+    got = compiled_path(optim.AdamW(got_params, lr=0.01, amsgrad=True))
+    expected = numpy_path(optim.AdamW(expected_params, lr=0.01, amsgrad=True))
+    for _ in range(10):
+        # float64 gradients for float32 parameters and the reverse: converted before the step
+        grads = {"w": rng.standard_normal((4, 6)), "b": rng.standard_normal(9).astype(np.float32)}
+        got.step(grads)
+        expected.step(grads)
+    assert_same_state(got, expected, got_params, expected_params)
+
+
+@pytest.mark.parametrize("cls, torch_name, kwargs", BIT_CONFIGS, ids=BIT_IDS)
+def test_parameters_the_compiled_step_cannot_write_take_the_numpy_path(cls, torch_name, kwargs,
+                                                                       rng):
+    # A transposed and a strided view: updated in place where they are, with the same values as
+    # the compiled step gives contiguous copies.
+    base = rng.standard_normal((6, 10)).astype(np.float32)
+    views = {"t": base[:, :5].T, "s": base[::2, 5:]}
+    copies = {k: np.ascontiguousarray(v) for k, v in views.items()}
+    opt = cls(views, **kwargs)
+    assert not opt._fused
+    reference = compiled_path(cls(copies, **kwargs))
+    for _ in range(5):
+        grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in views.items()}
+        opt.step(grads)
+        reference.step(grads)
+    for k in views:
+        assert views[k].base is base
+        assert_same_bits(np.ascontiguousarray(views[k]), copies[k], k)
+
+
+@pytest.mark.parametrize("cls, torch_name, kwargs", BIT_CONFIGS, ids=BIT_IDS)
+def test_gradients_the_compiled_step_cannot_read_take_the_numpy_path(cls, torch_name, kwargs, rng):
+    # Gradients that are strided views, and gradients that ARE the parameters (the NumPy path's
+    # later passes then read what its earlier ones wrote): the same bits as the NumPy path.
+    start = {"w": rng.standard_normal((5, 3)), "b": rng.standard_normal(4)}
+    for make_grads in (lambda p: {k: np.repeat(v, 2, axis=-1)[..., ::2] for k, v in p.items()},
+                       lambda p: dict(p)):
+        got_params = {k: v.copy() for k, v in start.items()}
+        expected_params = {k: v.copy() for k, v in start.items()}
+        got = cls(got_params, **kwargs)
+        expected = numpy_path(cls(expected_params, **kwargs))
+        for _ in range(4):
+            got.step(make_grads(got_params))
+            expected.step(make_grads(expected_params))
+        assert_same_state(got, expected, got_params, expected_params)
+
+
+def test_compiled_step_with_infinite_gradients_warns_nothing_later():
+    # The compiled step leaves the CPU's invalid-operation flag set; NumPy must not report it
+    # (the suite turns warnings into errors).
+    params = {"w": np.ones(8, np.float32)}
+    opt = compiled_path(optim.Adam(params))
+    opt.step({"w": np.full(8, np.inf, np.float32)})
+    assert np.isnan(params["w"]).all()
+    np.add(np.ones(3), 1.0)
+    np.sqrt(np.ones(3))
+
+
+def test_lr_is_checked_and_kept_as_a_float():
+    opt = optim.Adam({"w": np.zeros(2, np.float32)})
+    for value in (np.float32(0.1), np.float64(0.25), 1):
+        opt.lr = value
+        assert type(opt.lr) is float and opt.lr == float(value)
+    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
+        opt.lr = -0.1
+    with pytest.raises(TypeError, match="lr must be a number"):
+        opt.lr = "0.1"
+    assert opt.lr == 1.0
+
+
+# The binding itself: strict about what it writes, and False (nothing written) for gradients
+# it cannot read in one pass.
+
+def adam_args(params, grads, exp_avgs, exp_avg_sqs):
+    return (params, grads, exp_avgs, exp_avg_sqs, None, None, 0.0, False, 0.1, 0.999, 0.001,
+            -1e-3, 0.5, 1e-8)
+
+
+def frozen(n):
+    a = np.zeros(n, np.float32)
+    a.flags.writeable = False
+    return a
+
+
+# (argument, replacement for its second array, error, message)
+BAD_CORE_ARRAYS = [
+    (0, np.zeros(6, np.float32)[::2], ValueError, r"params\[1\] must be a writeable, C-contiguous"),
+    (0, frozen(3), ValueError, r"params\[1\] must be a writeable"),
+    (0, np.zeros(3, np.int32), TypeError, r"params\[1\] has dtype int32"),
+    (2, np.zeros(3), TypeError, r"exp_avgs\[1\] has dtype float64, expected float32"),
+    (3, np.zeros(4, np.float32), ValueError,
+     r"exp_avg_sqs\[1\] has shape \(4,\), expected \(3,\) \(params\[1\]'s\)"),
+    (3, frozen(3), ValueError, r"exp_avg_sqs\[1\] must be a writeable"),
+    (1, np.zeros(3), TypeError, r"grads\[1\] has dtype float64"),
+    (1, np.zeros((3, 1), np.float32), ValueError, r"grads\[1\] has shape \(3, 1\)"),
+    (2, [0.0, 0.0, 0.0], TypeError, r"exp_avgs\[1\] must be a numpy.ndarray, got list"),
+]
+
+
+@pytest.mark.parametrize("argument, array, error, message", BAD_CORE_ARRAYS)
+def test_core_adam_step_checks_every_array_before_writing_any(argument, array, error, message):
+    lists = [[np.ones(3, np.float32), np.ones(3, np.float32)] for _ in range(4)]
+    lists[argument][1] = array  # lists: params, grads, exp_avgs, exp_avg_sqs
+    with pytest.raises(error, match=message):
+        _core.adam_step(*adam_args(*lists))
+    np.testing.assert_array_equal(lists[0][0], 1)  # the first parameter's update did not run
+    lists[argument][1] = np.ones(3, np.float32)
+    assert _core.adam_step(*adam_args(*lists)) is True
+    assert (lists[0][0] != 1).all()
+
+
+def test_core_adam_step_wants_one_array_per_parameter():
+    lists = [[np.zeros(3, np.float32)] for _ in range(4)]
+    lists[2] = lists[2] * 2
+    with pytest.raises(ValueError, match=r"exp_avgs has 2 arrays, expected 1 \(one per"):
+        _core.adam_step(*adam_args(*lists))
+    with pytest.raises(TypeError, match="grads must be a list of arrays, got dict"):
+        _core.adam_step(*adam_args(lists[0], {}, lists[3], lists[3]))
+
+
+def test_core_adam_step_refuses_gradients_it_cannot_read_and_writes_nothing():
+    p, m, memory = np.ones(3), np.ones(3), np.ones(4)
+    v = memory[:3]
+    for grads in ([np.ones(6)[::2]], [p], [m], [memory[1:]]):  # strided; p, m; part of v
+        assert _core.adam_step(*adam_args([p], grads, [m], [v])) is False
+        np.testing.assert_array_equal(p, 1)
+        np.testing.assert_array_equal(m, 1)
+        np.testing.assert_array_equal(v, 1)
+    assert _core.adam_step(*adam_args([p], [np.ones(3)], [m], [p])) is False  # state overlaps p
+
+
+def test_a_subclass_that_redefines_update_steps_with_it(rng):
+    class SignAdam(optim.Adam):
+        def _update(self, param, grad, state):
+            param -= self.lr * np.sign(grad)
+
+    params = {"w": np.zeros(3)}
+    SignAdam(params, lr=0.5).step({"w": np.array([2.0, -3.0, 0.0])})
+    np.testing.assert_array_equal(params["w"], [-0.5, 0.5, 0.0])
+    assert compiled_path(optim.AdamW({"w": np.zeros(3)}))._fused  # AdamW: Adam's compiled step

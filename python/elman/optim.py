@@ -14,13 +14,16 @@ from a dict of gradients with the same keys (``rnn.grads``)::
 Each update is the one ``torch.optim`` computes on CPU (the single-tensor path), operation for
 operation, so that parameters agree with PyTorch's to rounding after any number of steps. All
 state (moments, momentum buffers, scratch space) is allocated once, when the optimizer is built,
-in each parameter's dtype; a step then runs a few NumPy ufuncs per parameter array and allocates
-nothing (unless a gradient comes in another dtype and must be converted). Gradients are read,
-never written, by ``step``; the clipping functions, by design, scale gradients in place.
+in each parameter's dtype; a step then updates every parameter array and its state in one call
+to compiled code, a single pass over each array, and allocates nothing (unless a gradient comes
+in another dtype and must be converted). That pass gives exactly the bits of the NumPy formulas
+it replaced, which still run for parameters that are not C-contiguous and aligned, and for
+gradients that are not or that share memory with what the step writes. Gradients are read, never
+written, by ``step``; the clipping functions, by design, scale gradients in place.
 
 The optimizer keeps references to the arrays it was given: if a model's parameter arrays are
 replaced (rather than changed in place), build a new optimizer. ``opt.lr`` may be changed between
-steps (a learning-rate schedule).
+steps (a learning-rate schedule); like every hyperparameter it is checked and kept as a float.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+
+from . import _core
 
 __all__ = [
     "Optimizer",
@@ -45,24 +50,50 @@ __all__ = [
 class Optimizer:
     """Base class: checks parameters and gradients, counts steps, holds per-parameter state.
 
-    Subclasses define ``_new_state(param) -> dict`` (arrays allocated once) and
-    ``_update(param, grad, state)`` (one in-place step of one parameter array).
+    Subclasses define ``_new_state(param) -> dict`` (arrays allocated once),
+    ``_update(param, grad, state)`` (one in-place step of one parameter array, in NumPy) and
+    ``_fused_step(params, grads) -> bool``: the same step of all parameter arrays (lists in the
+    order of ``self.params``) in one call to ``elman._core``, whose single pass per array gives
+    ``_update``'s bits. It returns False, having written nothing, when the pass would read other
+    values than ``_update`` does (a gradient sharing memory with what the step writes) or cannot
+    read a gradient in place (not C-contiguous and aligned); ``step`` then runs ``_update``.
     """
 
     def __init__(self, params, lr):
         self.params = _checked_params(params)
-        self.lr = _hyperparameter("lr", lr)
+        self.lr = lr
         self.step_count = 0  # steps taken; PyTorch's state["step"]
         self.state = {name: self._new_state(p) for name, p in self.params.items()}
+        # The compiled step writes parameters as flat arrays; any other layout takes the NumPy
+        # path (for good: state arrays are made like their parameter), and so does a subclass
+        # that redefines _update but not _fused_step. Tests set this to False to compare the
+        # two paths.
+        fused_by = next(c for c in type(self).__mro__ if "_fused_step" in vars(c))
+        flat = all(p.flags.c_contiguous and p.flags.aligned for p in self.params.values())
+        self._fused = flat and fused_by._update is type(self)._update
+
+    @property
+    def lr(self):
+        """The learning rate, a float; may be changed between steps."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        # A float, like the other hyperparameters: a NumPy float64 or float32 would make NumPy
+        # compute the float32 updates in another precision than the Python float does.
+        self._lr = _hyperparameter("lr", value)
 
     def step(self, grads):
         """Update every parameter in place from ``grads`` (a dict with the parameters' keys)."""
         checked = _checked_grads(grads, self.params)
         self.step_count += 1
+        if self._fused and self._fused_step(list(self.params.values()), list(checked.values())):
+            return
         # An infinite gradient makes the adaptive methods divide inf by inf: the parameter becomes
         # NaN, silently, as in PyTorch (callers check the loss or use clip_grad_norm's
-        # error_if_nonfinite), not a NumPy warning per step.
-        with np.errstate(invalid="ignore", over="ignore"):
+        # error_if_nonfinite), not a NumPy warning per step. Likewise a division by zero (eps=0
+        # with a gradient too small to square), and as in the compiled step, which never warns.
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             for name, param in self.params.items():
                 self._update(param, checked[name], self.state[name])
 
@@ -71,6 +102,13 @@ class Optimizer:
 
     def _update(self, param, grad, state):
         raise NotImplementedError
+
+    def _fused_step(self, params, grads):
+        return False
+
+    def _states(self, key):
+        """The state arrays named key, in the order of self.params."""
+        return [state[key] for state in self.state.values()]
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -97,13 +135,19 @@ def _lerp(start, end, weight, tmp):
 
     PyTorch switches formulas at weight 0.5 so the result is exact at both ends.
     """
+    from_end, w = _lerp_factor(weight)
     np.subtract(end, start, out=tmp)
-    if weight < 0.5:
-        tmp *= weight
-        start += tmp
-    else:
-        tmp *= 1 - weight
+    tmp *= w
+    if from_end:
         np.subtract(end, tmp, out=start)
+    else:
+        start += tmp
+
+
+def _lerp_factor(weight):
+    """(from_end, w): _lerp computes ``start + w * (end - start)`` below weight 0.5, else
+    ``end - w * (end - start)`` with ``w = 1 - weight``."""
+    return (False, weight) if weight < 0.5 else (True, 1 - weight)
 
 
 class SGD(Optimizer):
@@ -153,6 +197,11 @@ class SGD(Optimizer):
         np.multiply(g, self.lr, out=work)  # safe when g is work: elementwise
         param -= work
 
+    def _fused_step(self, params, grads):
+        buffers = self._states("momentum_buffer") if self.momentum != 0 else None
+        return _core.sgd_step(params, grads, buffers, self.weight_decay, self.step_count == 1,
+                              self.momentum, 1 - self.dampening, self.nesterov, self.lr)
+
     def _settings(self):
         return {"lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
                 "weight_decay": self.weight_decay, "nesterov": self.nesterov}
@@ -186,14 +235,21 @@ class Adagrad(Optimizer):
     def _update(self, param, grad, state):
         work, tmp, total = state["work"], state["tmp"], state["sum"]
         g = _with_weight_decay(param, grad, self.weight_decay, work)
-        clr = self.lr / (1 + (self.step_count - 1) * self.lr_decay)
         np.multiply(g, g, out=tmp)
         total += tmp
         np.sqrt(total, out=tmp)
         tmp += self.eps  # std
-        np.multiply(g, -clr, out=work)
+        np.multiply(g, -self._clr(), out=work)
         work /= tmp
         param += work
+
+    def _fused_step(self, params, grads):
+        return _core.adagrad_step(params, grads, self._states("sum"), self.weight_decay,
+                                  -self._clr(), self.eps)
+
+    def _clr(self):
+        """This step's learning rate."""
+        return self.lr / (1 + (self.step_count - 1) * self.lr_decay)
 
     def _settings(self):
         return {"lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
@@ -258,6 +314,15 @@ class RMSprop(Optimizer):
             work /= tmp
             param += work
 
+    def _fused_step(self, params, grads):
+        from_end, w = _lerp_factor(1 - self.alpha)
+        return _core.rmsprop_step(
+            params, grads, self._states("square_avg"),
+            self._states("momentum_buffer") if self.momentum > 0 else None,
+            self._states("grad_avg") if self.centered else None,
+            self.weight_decay, self.alpha, 1 - self.alpha, from_end, w, self.eps, self.momentum,
+            self.lr)
+
     def _settings(self):
         return {"lr": self.lr, "alpha": self.alpha, "eps": self.eps,
                 "weight_decay": self.weight_decay, "momentum": self.momentum,
@@ -314,9 +379,7 @@ class Adam(Optimizer):
         np.multiply(g, 1 - beta2, out=tmp)
         tmp *= g
         exp_avg_sq += tmp
-        t = self.step_count
-        step_size = self.lr / (1 - beta1**t)
-        bias_correction2_sqrt = (1 - beta2**t) ** 0.5
+        step_size, bias_correction2_sqrt = self._bias_corrections()
         second = exp_avg_sq
         if self.amsgrad:
             second = state["max_exp_avg_sq"]
@@ -327,6 +390,24 @@ class Adam(Optimizer):
         np.multiply(exp_avg, -step_size, out=work)  # g is no longer needed, work is free
         work /= tmp
         param += work
+
+    def _fused_step(self, params, grads):
+        beta1, beta2 = self.betas
+        decoupled = self.decoupled_weight_decay
+        from_end, w = _lerp_factor(1 - beta1)
+        step_size, bias_correction2_sqrt = self._bias_corrections()
+        return _core.adam_step(
+            params, grads, self._states("exp_avg"), self._states("exp_avg_sq"),
+            self._states("max_exp_avg_sq") if self.amsgrad else None,
+            1 - self.lr * self.weight_decay if decoupled and self.weight_decay != 0 else None,
+            0.0 if decoupled else self.weight_decay, from_end, w, beta2, 1 - beta2, -step_size,
+            bias_correction2_sqrt, self.eps)
+
+    def _bias_corrections(self):
+        """(lr / (1 - beta1**t), sqrt(1 - beta2**t)) at step t."""
+        beta1, beta2 = self.betas
+        t = self.step_count
+        return self.lr / (1 - beta1**t), (1 - beta2**t) ** 0.5
 
     def _settings(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
@@ -432,19 +513,24 @@ def _checked_grads(grads, params):
     if not isinstance(grads, Mapping):
         raise TypeError("grads must be a dict name -> ndarray with the params' keys, "
                         f"got {type(grads).__name__}")
-    missing = [k for k in params if k not in grads]
-    extra = [k for k in grads if k not in params]
-    if missing or extra:
+    if grads.keys() != params.keys():
+        missing = [k for k in params if k not in grads]
+        extra = [k for k in grads if k not in params]
         raise ValueError(f"grads must have the params' keys: missing {missing}, unexpected {extra}")
     checked = {}
     for name, p in params.items():
-        g = np.asarray(grads[name])
-        if g.dtype.kind not in "biuf":
-            raise TypeError(f"grads[{name!r}] has dtype {g.dtype}; expected real numbers")
+        g = grads[name]
+        # Arrays already in the parameter's dtype (rnn.grads) skip the conversion: a step of a
+        # small model is a few microseconds, and these checks were a good part of them.
+        converted = type(g) is not np.ndarray or g.dtype != p.dtype
+        if converted:
+            g = np.asarray(g)
+            if g.dtype.kind not in "biuf":
+                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}; expected real numbers")
         if g.shape != p.shape:
             raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {p.shape} "
                              "(the parameter's shape)")
-        checked[name] = g.astype(p.dtype, copy=False)
+        checked[name] = g.astype(p.dtype, copy=False) if converted else g
     return checked
 
 
