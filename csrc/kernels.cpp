@@ -251,6 +251,30 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   }
 }
 
+// C[rows, cols] (+)= A[rows, K] P[K, cols] on the register tiles of recurrence.h, reading P in place
+// (rows ldp apart) and A as a_at<kTransA> describes (rows or, transposed, columns lda apart). Whole
+// packets of columns go through the tiles; the last cols % L columns are summed one value at a
+// time (a packet there would read past the end of P's rows). Each element is summed in k order,
+// whichever task computes it.
+template <typename S, bool kTransA>
+void product(S* C, Index ldc, bool accumulate, const S* A, Index lda, Index rows, Index K,
+             const S* P, Index ldp, Index cols) {
+  const Index full = cols / pointwise::kLanes<S> * pointwise::kLanes<S>;
+  if (full > 0)
+    recurrence::block<S, false, kTransA>(A, rows, K, lda, P, ldp, 0, full,
+                                         recurrence::SumEpilogue<S>{C, ldc, accumulate});
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = full; j < cols; ++j) {
+      S acc = accumulate ? C[i * ldc + j] : S(0);
+      for (Index k = 0; k < K; ++k) acc += recurrence::a_at<kTransA>(A, lda, i, k) * P[k * ldp + j];
+      C[i * ldc + j] = acc;
+    }
+}
+
+// Tasks of the backward's gradient GEMMs: kGradUnits hidden units of dW_xh, dW_hh and db_h, or
+// kGradRows rows of dx (multiples of the tiles' 6 rows; small enough for two threads to balance).
+constexpr Index kGradUnits = 48, kGradRows = 96;
+
 // The backward holds the pre-activation gradients dz for a chunk of whole steps at a time: the dh
 // recurrence fills a chunk, the gradient GEMMs consume it, then the next (earlier) chunk is filled.
 // Whole-sequence dz would add T*B*H to the memory of a pass (as much as hs itself). A chunk has at
@@ -313,35 +337,26 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
       // chunks after it (the first chunk done, the sequence's last, writes them). A task's result
       // depends only on its data, so a dynamic schedule balances them without changing a bit.
       const bool first = t1 == T;
-      const Index row_blocks = blocks(rows, kRowBlock);
-      for_blocks<kDynamic>(team, col_blocks + row_blocks, [&](Index task) {
-        if (task >= col_blocks) {  // rows r0.. of the chunk's dx
-          const Index r0 = (task - col_blocks) * kRowBlock, nr = std::min(kRowBlock, rows - r0);
-          view(dx + (t0 * B + r0) * D, nr, D, D).noalias() = view(dz(t0) + r0 * H, nr, H, H) * view(W_xh, H, D, D);
+      const S* dz_c = dz(t0);
+      const Index unit_tasks = blocks(H, kGradUnits), row_tasks = blocks(rows, kGradRows);
+      for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
+        if (task >= unit_tasks) {  // rows r0.. of the chunk's dx
+          const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, rows - r0);
+          product<S, false>(dx + (t0 * B + r0) * D, D, false, dz_c + r0 * H, H, nr, H, W_xh, D, D);
           return;
         }
-        const Index j0 = task * kColBlock, nc = std::min(kColBlock, H - j0);
-        const auto dz_c = view(static_cast<const S*>(dz(t0)) + j0, rows, nc, H);
-        auto dWxh = view(dW_xh + j0 * D, nc, D, D);
-        auto dWhh = view(dW_hh + j0 * H, nc, H, H);
-        const auto x_c = view(x + t0 * B * D, rows, D, D);
-        if (first) {
-          dWxh.noalias() = dz_c.transpose() * x_c;
-          dWhh.setZero();
-        } else {
-          dWxh.noalias() += dz_c.transpose() * x_c;
-        }
+        const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, H - j0);
+        product<S, true>(dW_xh + j0 * D, D, !first, dz_c + j0, H, nj, rows, x + t0 * B * D, D, D);
         // h_prev of step t is hs[t-1], and h0 for t = 0.
         if (t0 > 0) {
-          dWhh.noalias() += dz_c.transpose() * view(hs + (t0 - 1) * step, rows, H, H);
+          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, rows, hs + (t0 - 1) * step, H, H);
         } else {
-          dWhh.noalias() += view(static_cast<const S*>(dz(0)) + step + j0, rows - B, nc, H).transpose() *
-                            view(hs, rows - B, H, H);
-          dWhh.noalias() += view(static_cast<const S*>(dz(0)) + j0, B, nc, H).transpose() * view(h0, B, H, H);
+          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, B, h0, H, H);
+          product<S, true>(dW_hh + j0 * H, H, true, dz_c + step + j0, H, nj, rows - B, hs, H, H);
         }
-        add_column_sums(db_h + j0, dz_c, first);
+        add_column_sums(db_h + j0, view(dz_c + j0, rows, nj, H), first);
         // dz[t0] is dz[t1] of the next chunk done: carried over (only this task reads these columns).
-        for (Index i = 0; i < B; ++i) std::copy_n(dz(t0) + i * H + j0, nc, carry + i * H + j0);
+        for (Index i = 0; i < B; ++i) std::copy_n(dz_c + i * H + j0, nj, carry + i * H + j0);
       });
     }
   });
