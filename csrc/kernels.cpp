@@ -366,12 +366,27 @@ template <typename S>
 void output_forward(S* ys, const S* hs, const S* W_hy, const S* b_y, Index N, Index H, Index O,
                     OutputActivation g) {
   if (N == 0 || O == 0) return;
+  const Index col_blocks = blocks(O, kColBlock);
+  const bool packed = N >= kPackMinRows;
+  const Panels<S> panel(H, O, packed);  // W_hy[J, :]^T
   region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
+    if (packed) for_blocks(team, col_blocks, [&](Index cb) {
+      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
+      recurrence::pack_panel(panel[cb], kColBlock, W_hy, H, H, j0, nc, /*transpose=*/true);
+    });
     for_blocks(team, blocks(N, kRowBlock), [&](Index rb) {
       const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
       auto y = view(ys + r0 * O, nr, O, O);
-      y.rowwise() = ConstRow<S>(b_y, O);
-      y.noalias() += view(hs + r0 * H, nr, H, H) * view(W_hy, O, H, H).transpose();
+      if (packed) {
+        const recurrence::BiasEpilogue<S> epi{b_y, ys + r0 * O, O};
+        for (Index cb = 0; cb < col_blocks; ++cb) {
+          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
+          recurrence::block<S, false>(hs + r0 * H, nr, H, H, panel[cb], kColBlock, j0, nc, epi);
+        }
+      } else {
+        y.rowwise() = ConstRow<S>(b_y, O);
+        y.noalias() += view(hs + r0 * H, nr, H, H) * view(W_hy, O, H, H).transpose();
+      }
       output_activate<S>(y, g);
     });
   });
@@ -385,7 +400,7 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
     return;
   }
   const S* dz_read = g == OutputActivation::Identity ? dys : dz;  // identity: dz is dys itself
-  const Index row_blocks = blocks(N, kRowBlock), col_blocks = blocks(O, kColBlock);
+  const Index row_blocks = blocks(N, kRowBlock);
   region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
     if (g != OutputActivation::Identity) {
       // dz = dys * g'(ys), from the stored outputs.
@@ -404,15 +419,17 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
         }
       });
     }
-    for_blocks<kNoWait>(team, row_blocks, [&](Index rb) {  // dhs = dz W_hy
-      const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
-      view(dhs + r0 * H, nr, H, H).noalias() = view(dz_read + r0 * O, nr, O, O) * view(W_hy, O, H, H);
-    });
-    for_blocks(team, col_blocks, [&](Index cb) {  // rows j0.. of dW_hy and db_y
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
-      const auto dz_all = view(dz_read + j0, N, nc, O);
-      view(dW_hy + j0 * H, nc, H, H).noalias() = dz_all.transpose() * view(hs, N, H, H);
-      add_column_sums(db_y + j0, dz_all, true);
+    // dhs = dz W_hy by rows, dW_hy = dz^T hs and db_y by output units; dynamic, as in rnn_backward.
+    const Index unit_tasks = blocks(O, kGradUnits), row_tasks = blocks(N, kGradRows);
+    for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
+      if (task >= unit_tasks) {
+        const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, N - r0);
+        product<S, false>(dhs + r0 * H, H, false, dz_read + r0 * O, O, nr, O, W_hy, H, H);
+        return;
+      }
+      const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, O - j0);
+      product<S, true>(dW_hy + j0 * H, H, false, dz_read + j0, O, nj, N, hs, H, H);
+      add_column_sums(db_y + j0, view(dz_read + j0, N, nj, O), true);
     });
   });
 }
