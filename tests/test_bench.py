@@ -314,6 +314,16 @@ def test_no_busy_warning_on_a_quiet_machine():
     assert "other processes used 1.30 CPUs during the run" in report.markdown(results)
 
 
+def test_busy_warning_trusts_the_cpu_time_measured_during_the_run():
+    """A high load average left over from what ran just before is not a busy run when the other
+    processes' CPU time during it was measured and small; without that measurement it is."""
+    results = _synthetic_results()
+    results["meta"].update(load_average_start=[1.5, 1.5, 1.5], other_processes_cpus=0.01)
+    assert "the machine was busy" not in report.markdown(results)
+    results["meta"]["other_processes_cpus"] = None
+    assert "load average 1.50 on 2 CPUs at the start" in report.markdown(results)
+
+
 # --------------------------------------------------------------------------- #
 # Workers and the command line
 # --------------------------------------------------------------------------- #

@@ -193,12 +193,19 @@ def _header(results):
 
 
 def _busy_warning(meta):
-    """A warning when other processes were using the CPUs at the start or during the run."""
+    """A warning when other processes were using the CPUs during the run.
+
+    The CPU time other processes used during the run (from /proc/stat) decides when it was
+    measured; the load average at the start only when it was not: the 1-minute load average still
+    counts, for a minute, whatever ran just before (a build, the previous benchmark), so on its own
+    it flags quiet runs as busy."""
     load, cpus = meta.get("load_average_start"), meta["machine"].get("logical_cpus")
     others = meta.get("other_processes_cpus")
-    busy_at_start = bool(load and cpus and load[0] > BUSY_LOAD_SHARE * cpus)
-    busy_during = bool(others is not None and cpus and others > BUSY_LOAD_SHARE * cpus)
-    if not (busy_at_start or busy_during):
+    if others is not None:
+        busy = bool(cpus and others > BUSY_LOAD_SHARE * cpus)
+    else:
+        busy = bool(load and cpus and load[0] > BUSY_LOAD_SHARE * cpus)
+    if not busy:
         return []
     evidence = [] if not load else [f"load average {load[0]:.2f} on {cpus} CPUs at the start"]
     if others is not None:
