@@ -252,23 +252,22 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
 }
 
 // C[rows, cols] (+)= A[rows, K] P[K, cols] on the register tiles of recurrence.h, reading P in place
-// (rows ldp apart) and A as a_at<kTransA> describes (rows or, transposed, columns lda apart). Whole
-// packets of columns go through the tiles; the last cols % L columns are summed one value at a
-// time (a packet there would read past the end of P's rows). Each element is summed in k order,
-// whichever task computes it.
+// (rows ldp apart) and A as a_at<kTransA> describes (rows or, transposed, columns lda apart). The
+// last cols % L columns, where a packet would read past the end of P's rows, are copied into a
+// zero-padded panel of one packet first. Each element is summed in k order, whichever task
+// computes it.
 template <typename S, bool kTransA>
 void product(S* C, Index ldc, bool accumulate, const S* A, Index lda, Index rows, Index K,
              const S* P, Index ldp, Index cols) {
-  const Index full = cols / pointwise::kLanes<S> * pointwise::kLanes<S>;
-  if (full > 0)
-    recurrence::block<S, false, kTransA>(A, rows, K, lda, P, ldp, 0, full,
-                                         recurrence::SumEpilogue<S>{C, ldc, accumulate});
-  for (Index i = 0; i < rows; ++i)
-    for (Index j = full; j < cols; ++j) {
-      S acc = accumulate ? C[i * ldc + j] : S(0);
-      for (Index k = 0; k < K; ++k) acc += recurrence::a_at<kTransA>(A, lda, i, k) * P[k * ldp + j];
-      C[i * ldc + j] = acc;
-    }
+  constexpr Index L = pointwise::kLanes<S>;
+  const Index full = cols / L * L, tail = cols - full;
+  const recurrence::SumEpilogue<S> epi{C, ldc, accumulate};
+  if (full > 0) recurrence::block<S, false, kTransA>(A, rows, K, lda, P, ldp, 0, full, epi);
+  if (tail > 0) {
+    const std::unique_ptr<S[]> edge(new S[size_t(std::max<Index>(K, 1) * L)]);
+    recurrence::pack_panel(edge.get(), L, P, ldp, K, full, tail, /*transpose=*/false);
+    recurrence::block<S, false, kTransA>(A, rows, K, lda, edge.get(), L, full, tail, epi);
+  }
 }
 
 // Tasks of the backward's gradient GEMMs: kGradUnits hidden units of dW_xh, dW_hh and db_h, or

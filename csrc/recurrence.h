@@ -29,20 +29,36 @@ using pointwise::kLanes;
 using pointwise::Packet;
 namespace ei = Eigen::internal;
 
-// Loads n <= L values (the rest zero) / stores the first n lanes, through a small buffer.
+// Loads n <= L values (the rest zero) / stores the first n lanes: with a masked load / store where
+// the build has one (float on AVX2 and AVX-512), else through a small buffer (a call to copy the
+// values, and a store the next load cannot forward from: it costs a step of a short row dearly).
+template <typename S>
+constexpr bool kMasked = ei::unpacket_traits<Packet<S>>::masked_load_available &&
+                         ei::unpacket_traits<Packet<S>>::masked_store_available;
+
 template <typename S>
 inline Packet<S> load_partial(const S* p, Index n) {
   if (n == kLanes<S>) return ei::ploadu<Packet<S>>(p);
-  alignas(64) S buf[kLanes<S>] = {};
-  std::copy(p, p + n, buf);
-  return ei::pload<Packet<S>>(buf);
+  if constexpr (kMasked<S>) {
+    using Mask = typename ei::unpacket_traits<Packet<S>>::mask_t;
+    return ei::ploadu<Packet<S>>(p, Mask((1u << n) - 1));
+  } else {
+    alignas(64) S buf[kLanes<S>] = {};
+    std::copy(p, p + n, buf);
+    return ei::pload<Packet<S>>(buf);
+  }
 }
 template <typename S>
 inline void store_partial(S* p, const Packet<S>& v, Index n) {
   if (n == kLanes<S>) return ei::pstoreu(p, v);
-  alignas(64) S buf[kLanes<S>];
-  ei::pstore(buf, v);
-  std::copy(buf, buf + n, p);
+  if constexpr (kMasked<S>) {
+    using Mask = typename ei::unpacket_traits<Packet<S>>::mask_t;
+    ei::pstoreu(p, v, Mask((1u << n) - 1));
+  } else {
+    alignas(64) S buf[kLanes<S>];
+    ei::pstore(buf, v);
+    std::copy(buf, buf + n, p);
+  }
 }
 
 // Packs the panel P[K, J] (J = nc columns, padded with zeros to a whole number of packets, row
