@@ -142,16 +142,11 @@ struct BackwardEpilogue {
   }
 };
 
-// Element (i, k) of A: A[B, K] with rows H apart, or with kTransA its transpose stored as
-// A^T[K, B] with rows H apart (the weight gradients' dz^T, read in place).
-template <bool kTransA, typename S>
-inline S a_at(const S* a, Index H, Index i, Index k) { return kTransA ? a[k * H + i] : a[i * H + k]; }
-
 // Rows i0..i0+MR, packets p0..p0+NP of the block starting at column j0 (nc valid columns);
-// A[B, K] (see a_at), P[K, ldp] is the block's panel. U > 1 splits the k-sum into U
+// A[B, K] has rows H apart, P[K, ldp] is the block's panel. U > 1 splits the k-sum into U
 // interleaved partial sums (added in a fixed order at the end): with few packets per row, one
 // chain of dependent FMAs per packet would leave the FMA units waiting on their latency.
-template <typename S, int MR, int NP, int U, bool kTransA = false, typename Epi>
+template <typename S, int MR, int NP, int U, typename Epi>
 inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, Index p0, Index j0,
                  Index nc, const Epi& epi) {
   constexpr Index L = kLanes<S>;
@@ -164,21 +159,21 @@ inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, 
       for (int u = 1; u < U; ++u) acc[u][r][q] = ei::pset1<Packet<S>>(S(0));
     }
   const S* w = P ? P + p0 * L : nullptr;
-  const S* a = A ? A + (kTransA ? i0 : i0 * H) : nullptr;
+  const S* a = A ? A + i0 * H : nullptr;
   Index k = 0;
   for (; k + U <= K; k += U, w += U * ldp) {
     for (int u = 0; u < U; ++u) {
       Packet<S> wk[NP];
       for (int q = 0; q < NP; ++q) wk[q] = ei::ploadu<Packet<S>>(w + u * ldp + q * L);
       for (int r = 0; r < MR; ++r) {
-        const Packet<S> ark = ei::pset1<Packet<S>>(a_at<kTransA>(a, H, r, k + u));
+        const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k + u]);
         for (int q = 0; q < NP; ++q) acc[u][r][q] = ei::pmadd(ark, wk[q], acc[u][r][q]);
       }
     }
   }
   for (int u = 0; k < K; ++k, ++u, w += ldp) {  // the last K % U terms
     for (int r = 0; r < MR; ++r) {
-      const Packet<S> ark = ei::pset1<Packet<S>>(a_at<kTransA>(a, H, r, k));
+      const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + k]);
       for (int q = 0; q < NP; ++q) acc[u][r][q] = ei::pmadd(ark, ei::ploadu<Packet<S>>(w + q * L), acc[u][r][q]);
     }
   }
@@ -192,28 +187,27 @@ inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, 
 // One row, NP = 1..8 packets. kSplitK: with enough partial sums per packet to keep ~8 FMA chains
 // going (the latency-bound B = 1 recurrence); else one sum per packet in k order, the arithmetic of
 // the MR-row tiles, so that a row's result does not depend on which rows were computed with it.
-template <typename S, bool kSplitK, bool kTransA, typename Epi>
+template <typename S, bool kSplitK, typename Epi>
 inline void row_tile(Index np, const S* A, Index K, Index H, const S* P, Index ldp, Index i,
                      Index p0, Index j0, Index nc, const Epi& epi) {
   constexpr int s = kSplitK ? 1 : 0;  // U = 1 when not split
-  constexpr bool t = kTransA;
   switch (np) {
-    case 1: return tile<S, 1, 1, s ? 8 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 2: return tile<S, 1, 2, s ? 4 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 3: return tile<S, 1, 3, s ? 3 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 4: return tile<S, 1, 4, s ? 2 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 5: return tile<S, 1, 5, s ? 2 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 6: return tile<S, 1, 6, s ? 2 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 7: return tile<S, 1, 7, s ? 2 : 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    default: return tile<S, 1, 8, 1, t>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 1: return tile<S, 1, 1, s ? 8 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 2: return tile<S, 1, 2, s ? 4 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 3: return tile<S, 1, 3, s ? 3 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 4: return tile<S, 1, 4, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 5: return tile<S, 1, 5, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 6: return tile<S, 1, 6, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 7: return tile<S, 1, 7, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    default: return tile<S, 1, 8, 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
   }
 }
 
 // All B rows of one block of nc <= ldp columns starting at j0: C = epi(init + A P), where the
 // product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart. The tiling
 // depends only on B and nc, so results do not depend on the thread count; with kSplitK false
-// (see row_tile) they do not depend on B either. kTransA: see a_at.
-template <typename S, bool kSplitK = true, bool kTransA = false, typename Epi>
+// (see row_tile) they do not depend on B either.
+template <typename S, bool kSplitK = true, typename Epi>
 void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j0, Index nc,
            const Epi& epi) {
   constexpr Index L = kLanes<S>;
@@ -222,20 +216,20 @@ void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j
   Index i = 0;
   for (; i + MR <= B; i += MR) {
     Index p = 0;
-    for (; p + NP <= packets; p += NP) tile<S, MR, NP, 1, kTransA>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, MR, 1, 1, kTransA>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + NP <= packets; p += NP) tile<S, MR, NP, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, MR, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
   }
   // The 1-5 rows left over in pairs: a single row loads a packet of weights for every FMA, a pair
   // for every two (at B = 32 the two single rows of each block took ~15% of a step). Their k-sums
   // run in k order, as in the 6-row tiles.
   for (; i + 2 <= B; i += 2) {
     Index p = 0;
-    for (; p + 4 <= packets; p += 4) tile<S, 2, 4, 1, kTransA>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, 2, 1, 1, kTransA>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + 4 <= packets; p += 4) tile<S, 2, 4, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, 2, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
   }
   for (; i < B; ++i)  // single rows (the one row of B = 1, or the last of an odd remainder)
     for (Index p = 0; p < packets; p += 8)
-      row_tile<S, kSplitK, kTransA>(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
+      row_tile<S, kSplitK>(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
 }
 
 }  // namespace elman::recurrence
