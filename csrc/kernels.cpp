@@ -271,14 +271,17 @@ constexpr Index kProductCols = 512, kProductBlockBytes = 512 * 1024;
 template <typename S, bool kTransA>
 void product(S* C, Index ldc, bool accumulate, const S* A, Index lda, Index rows, Index K,
              const S* P, Index ldp, Index cols) {
+  if (rows == 0 || cols == 0) return;  // no C to write (and no panel width to divide by)
   if (K == 0) {  // an empty sum: C stays, or becomes 0
     for (Index i = 0; !accumulate && i < rows; ++i) fill_zero(C + i * ldc, cols);
     return;
   }
-  const Index block_cols = std::min(cols, kProductCols);
-  const Index kc = std::max<Index>(kColBlock, kProductBlockBytes / Index(sizeof(S) * std::max<Index>(block_cols, 1)));
+  // Rows of P per block: its panels (whole kColBlock-wide panels, padding included) fill at most
+  // kProductBlockBytes, and there are at least kColBlock of them.
+  const Index panel_cols = blocks(std::min(cols, kProductCols), kColBlock) * kColBlock;
+  const Index kc = std::max<Index>(kColBlock, kProductBlockBytes / Index(sizeof(S) * panel_cols));
   const Index nk_max = std::min(kc, K);
-  const std::unique_ptr<S[]> panels(new S[size_t(nk_max * blocks(block_cols, kColBlock) * kColBlock)]);
+  const std::unique_ptr<S[]> panels(new S[size_t(nk_max * panel_cols)]);
   const std::unique_ptr<S[]> a_rows(kTransA ? new S[size_t(std::max<Index>(rows, 1) * nk_max)] : nullptr);
   for (Index k0 = 0; k0 < K; k0 += kc) {
     const Index nk = std::min(kc, K - k0);
