@@ -62,6 +62,27 @@ def test_rnn_forward_backward(T, B, D, H, activation, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,B,D,H", [(2100, 1, 520, 5), (40, 9, 3, 530)])
+def test_gradient_products_in_blocks(T, B, D, H, dtype, rng):
+    """The gradient products sum over k in blocks that fit L2 and over columns in blocks of 512:
+    (2100, 1, 520, 5) has dW_xh in two column blocks over chunks of 263 rows (float32 k-blocks of
+    at most 256 rows, float64 of 128), (40, 9, 3, 530) dW_hh in two column blocks (two k-blocks
+    in float64), and the output layer's dW_hy sums N = 360 rows in two k-blocks over 530 columns."""
+    p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    hs = ref.rnn_forward(**p)
+    dhs = rng.standard_normal((T, B, H)).astype(dtype)
+    args = (dhs, p["x"], p["h0"], hs, p["W_xh"], p["W_hh"])
+    for g, w in zip(elman.rnn_backward(*args), ref.rnn_backward(*args)):
+        assert_same(g, w, dtype, magnitude(w))
+    W = rng.standard_normal((7, H)).astype(dtype)
+    ys = ref.output_forward(hs, W, np.zeros(7, dtype), "softmax")
+    dys = rng.standard_normal(ys.shape).astype(dtype)
+    got = elman.output_backward(dys, hs, ys, W, "softmax")
+    for g, w in zip(got, ref.output_backward(dys, hs, ys, W, "softmax")):
+        assert_same(g, w, dtype, magnitude(w))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation", HIDDEN)
 @pytest.mark.parametrize("B,D,H", [(1, 1, 1), (3, 4, 5), (2, 7, 70), (0, 3, 4), (4, 0, 3)])
 def test_cell_forward_backward(B, D, H, activation, dtype, rng):
