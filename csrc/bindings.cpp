@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "array_checks.h"
 #include "dispatch.h"
 #include "elman.h"
 #include "optim_step.h"
@@ -30,7 +31,8 @@ using elman::Index;
 
 namespace {
 
-constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+using elman::array_checks::is_flat;
+using elman::array_checks::shape_str;
 
 py::object numpy_attr(const char* name) {
   return py::module_::import("numpy").attr(name);
@@ -41,14 +43,6 @@ py::object numpy_attr(const char* name) {
 // numpy.asarray it also realigns data that starts at an odd address).
 py::array c_order(const py::array& a, const py::dtype& dtype) {
   return numpy_attr("require")(a, dtype, py::make_tuple("C", "A"));
-}
-
-std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
 }
 
 std::string dims_str(std::initializer_list<Index> dims) {
@@ -81,7 +75,6 @@ py::array as_ndarray(py::handle h, const char* name) {
   return a;
 }
 
-bool is_native(const py::array& a) { return a.dtype().byteorder() != '>'; }
 
 // The dtype a call computes in (NPY_FLOAT or NPY_DOUBLE), per the rule at the top of this file.
 int compute_dtype(const std::vector<py::array>& arrays) {
@@ -105,9 +98,7 @@ struct Args {
     for (const auto& [h, name] : args) a.push_back(as_ndarray(h, name));
     dtype = compute_dtype(a);
     for (auto& arr : a) {
-      const bool ready = arr.dtype().num() == dtype && (arr.flags() & py::array::c_style) &&
-                         (arr.flags() & kAligned) && is_native(arr);
-      if (!ready)
+      if (arr.dtype().num() != dtype || !is_flat(arr))
         arr = c_order(arr, py::dtype(dtype));
     }
   }
@@ -203,12 +194,12 @@ py::array_t<S> output_array(py::handle out, std::vector<py::ssize_t> shape, cons
     throw py::type_error("out must be a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(out).attr("__name__"))));
   auto o = py::reinterpret_borrow<py::array>(out);
-  const bool ok_dtype = o.dtype().num() == py::dtype::of<S>().num() && is_native(o);
+  const bool ok_dtype = o.dtype().num() == py::dtype::of<S>().num();
   std::ostringstream want;
   want << "(";
   for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
   want << (shape.size() == 1 ? ",)" : ")");
-  if (!ok_dtype || !(o.flags() & py::array::c_style) || !(o.flags() & kAligned) || !o.writeable())
+  if (!ok_dtype || !is_flat(o) || !o.writeable())
     throw py::value_error("out must be a writeable, C-contiguous " + std::string(py::str(py::dtype::of<S>())) +
                           " array, got dtype " + std::string(py::str(o.dtype())));
   bool ok_shape = o.ndim() == py::ssize_t(shape.size());

@@ -19,6 +19,8 @@
 // not C-contiguous and aligned, which NumPy reads where it is.
 #include "optim_step.h"
 
+#include "array_checks.h"
+
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -26,7 +28,6 @@
 #include <cmath>
 #include <cstddef>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -39,7 +40,8 @@ namespace {
 
 using Index = std::ptrdiff_t;
 
-constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
+using array_checks::is_flat;
+using array_checks::shape_str;
 constexpr int kStates = 3;        // at most three state arrays per parameter (RMSprop)
 
 // ---------------------------------------------------------------- the element-wise updates
@@ -221,14 +223,6 @@ struct Group {
 std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")); }
 std::string dtype_name(const py::array& a) { return py::str(a.dtype()); }
 
-std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
-  s << (a.ndim() == 1 ? ",)" : ")");
-  return s.str();
-}
-
 // "list[i]" in a message; built only when one is raised, as a step checks some 30 arrays.
 struct Item {
   const char* list;
@@ -241,12 +235,6 @@ bool same_shape(const py::array& a, const py::array& b) {
   for (py::ssize_t i = 0; i < a.ndim(); ++i)
     if (a.shape(i) != b.shape(i)) return false;
   return true;
-}
-
-// C-contiguous, aligned and native-endian: readable as a plain S* of size() elements.
-bool flat(const py::array& a) {
-  return (a.flags() & py::array::c_style) && (a.flags() & kAligned) &&
-         a.dtype().byteorder() != '>';
 }
 
 // Whether the memory of two flat arrays overlaps.
@@ -290,7 +278,7 @@ void check_like(const py::array& a, const Item& name, const py::array& param,
 
 // An array the step writes: in place, as a plain pointer.
 void check_written(const py::array& a, const Item& name) {
-  if (!flat(a) || !a.writeable())
+  if (!is_flat(a) || !a.writeable())
     throw py::value_error(name.str() +
                           " must be a writeable, C-contiguous, aligned array (updated in place)");
 }
@@ -329,7 +317,7 @@ std::optional<Step> checked_step(py::handle params_list, py::handle grads_list,
                            "; expected float32 or float64");
     check_written(p, p_name);
     check_like(grads[i], {"grads", i}, p, p_name);
-    in_place = in_place && flat(grads[i]) && !overlap(grads[i], p);
+    in_place = in_place && is_flat(grads[i]) && !overlap(grads[i], p);
     Group& g = out[i];
     g.single = num == py::detail::npy_api::NPY_FLOAT_;
     g.n = Index(p.size());
