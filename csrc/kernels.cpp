@@ -82,10 +82,9 @@ int num_threads() {
   return std::min(n > 0 ? n : omp_get_max_threads(), 1024);
 }
 
-// run(team) inside one parallel region when the work is worth a second thread, else serially.
+// run(team) inside one parallel region of at most `threads` threads (1: serially, no region).
 template <typename Run>
-void region(bool parallel, Run&& run) {
-  const int threads = parallel ? num_threads() : 1;
+void region_of(int threads, Run&& run) {
   if (threads > 1) {
 #pragma omp parallel num_threads(threads)
     run(true);
@@ -93,6 +92,15 @@ void region(bool parallel, Run&& run) {
     run(false);
   }
 }
+
+// The threads of a region that is parallel only when the work is worth a second thread.
+int team_size(bool parallel) { return parallel ? num_threads() : 1; }
+
+template <typename Run>
+void region(bool parallel, Run&& run) { region_of(team_size(parallel), run); }
+
+// The calling thread's index in a region (0 outside one): which slice of a per-thread workspace.
+int thread_slot(bool team) { return team ? omp_get_thread_num() : 0; }
 
 template <typename S>
 void fill_zero(S* p, Index n) { std::fill(p, p + n, S(0)); }
@@ -262,41 +270,53 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
 // C[rows, cols] (+)= A[rows, K] P[K, cols] on the register tiles of recurrence.h: A[rows, K] with
 // rows lda apart, or with kTransA its transpose stored as A^T[K, rows] with rows lda apart (the
 // weight gradients' dz^T); P with rows ldp apart. The k-sum runs in blocks of rows small enough
-// for a block of P to stay in a core's L2; each block of A^T and of P is first copied into
-// contiguous panels (read in place, rows 8 KB apart at H = 2048 fell into a few cache sets and
+// for a block of P to stay in a core's L2; A^T's block and each panel of P's are first copied into
+// contiguous memory (read in place, rows 8 KB apart at H = 2048 fell into a few cache sets and
 // the backward ran 10% slower than Eigen's packed GEMM; unblocked, at a third of its speed). Each
 // block adds to what C holds, so how an element is summed depends only on the shapes.
 constexpr Index kProductCols = 512, kProductBlockBytes = 512 * 1024;
 
+// Rows of P per k-block: a block of kProductCols columns (whole kColBlock-wide panels, padding
+// included) fills at most kProductBlockBytes, and has at least kColBlock rows.
+template <typename S>
+Index product_block_rows(Index cols) {
+  const Index panel_cols = blocks(std::min(cols, kProductCols), kColBlock) * kColBlock;
+  return std::max<Index>(kColBlock, kProductBlockBytes / Index(sizeof(S) * std::max<Index>(panel_cols, 1)));
+}
+
+// Elements of workspace product() needs: one packed panel of P and, with kTransA, A^T's block as
+// rows. The kernels allocate it per thread before their parallel region, so that no task
+// allocates (or could fail to) inside it.
+template <typename S>
+Index product_space(Index rows, Index K, Index cols, bool trans) {
+  if (rows == 0 || cols == 0 || K == 0) return 0;
+  return std::min(product_block_rows<S>(cols), K) * (kColBlock + (trans ? rows : 0));
+}
+
 template <typename S, bool kTransA>
 void product(S* C, Index ldc, bool accumulate, const S* A, Index lda, Index rows, Index K,
-             const S* P, Index ldp, Index cols) {
-  if (rows == 0 || cols == 0) return;  // no C to write (and no panel width to divide by)
+             const S* P, Index ldp, Index cols, S* space) {
+  if (rows == 0 || cols == 0) return;  // no C to write
   if (K == 0) {  // an empty sum: C stays, or becomes 0
     for (Index i = 0; !accumulate && i < rows; ++i) fill_zero(C + i * ldc, cols);
     return;
   }
-  // Rows of P per block: its panels (whole kColBlock-wide panels, padding included) fill at most
-  // kProductBlockBytes, and there are at least kColBlock of them.
-  const Index panel_cols = blocks(std::min(cols, kProductCols), kColBlock) * kColBlock;
-  const Index kc = std::max<Index>(kColBlock, kProductBlockBytes / Index(sizeof(S) * panel_cols));
-  const Index nk_max = std::min(kc, K);
-  const std::unique_ptr<S[]> panels(new S[size_t(nk_max * panel_cols)]);
-  const std::unique_ptr<S[]> a_rows(kTransA ? new S[size_t(std::max<Index>(rows, 1) * nk_max)] : nullptr);
+  const Index kc = product_block_rows<S>(cols);
+  S* const panel = space;                          // [kc, kColBlock]
+  S* const a_rows = space + std::min(kc, K) * kColBlock;  // [rows, kc], kTransA only
   for (Index k0 = 0; k0 < K; k0 += kc) {
     const Index nk = std::min(kc, K - k0);
     const S* A_k = A + k0;
     Index lda_k = lda;
     if (kTransA) {  // a_rows[i, k] = A^T[k0 + k, i]
-      recurrence::pack_panel(a_rows.get(), nk, A + k0 * lda, lda, rows, 0, nk, /*transpose=*/true);
-      A_k = a_rows.get(), lda_k = nk;
+      recurrence::pack_panel(a_rows, nk, A + k0 * lda, lda, rows, 0, nk, /*transpose=*/true);
+      A_k = a_rows, lda_k = nk;
     }
     for (Index c0 = 0; c0 < cols; c0 += kProductCols) {
       const Index nc = std::min(kProductCols, cols - c0);
       const recurrence::SumEpilogue<S> epi{C + c0, ldc, accumulate || k0 > 0};
-      for (Index j = 0, p = 0; j < nc; j += kColBlock, ++p) {
+      for (Index j = 0; j < nc; j += kColBlock) {
         const Index nj = std::min(kColBlock, nc - j);
-        S* panel = panels.get() + p * nk * kColBlock;
         recurrence::pack_panel(panel, kColBlock, P + k0 * ldp + c0, ldp, nk, j, nj, /*transpose=*/false);
         recurrence::block<S, false>(A_k, rows, nk, lda_k, panel, kColBlock, j, nj, epi);
       }
@@ -332,7 +352,15 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   const std::unique_ptr<S[]> work(new S[size_t((chunk + 1) * step)]);
   S* const carry = work.get() + chunk * step;
   const Panels<S> panel(H, H, N >= kPackMinRows);
-  region(double(B) * H * H >= kMinParallelWork, [&](bool team) {
+  // Each thread's workspace for the gradient products, enough for the largest of them.
+  const Index chunk_rows = chunk * B, units = std::min(kGradUnits, H);
+  const Index space = std::max({product_space<S>(std::min(kGradRows, chunk_rows), H, D, false),
+                                product_space<S>(units, chunk_rows, D, true),
+                                product_space<S>(units, chunk_rows, H, true), Index(1)});
+  const int threads = team_size(double(B) * H * H >= kMinParallelWork);
+  const std::unique_ptr<S[]> spaces(new S[size_t(threads * space)]);
+  region_of(threads, [&](bool team) {
+    S* const mine = spaces.get() + thread_slot(team) * space;
     for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
       const Index rows = (t1 - t0) * B;
       const auto dz = [&](Index t) { return t == t1 ? carry : work.get() + (t - t0) * step; };
@@ -376,17 +404,18 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
       for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
         if (task >= unit_tasks) {  // rows r0.. of the chunk's dx
           const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, rows - r0);
-          product<S, false>(dx + (t0 * B + r0) * D, D, false, dz_c + r0 * H, H, nr, H, W_xh, D, D);
+          product<S, false>(dx + (t0 * B + r0) * D, D, false, dz_c + r0 * H, H, nr, H, W_xh, D, D, mine);
           return;
         }
         const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, H - j0);
-        product<S, true>(dW_xh + j0 * D, D, !first, dz_c + j0, H, nj, rows, x + t0 * B * D, D, D);
+        product<S, true>(dW_xh + j0 * D, D, !first, dz_c + j0, H, nj, rows, x + t0 * B * D, D, D, mine);
         // h_prev of step t is hs[t-1], and h0 for t = 0.
         if (t0 > 0) {
-          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, rows, hs + (t0 - 1) * step, H, H);
+          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, rows, hs + (t0 - 1) * step, H, H,
+                           mine);
         } else {
-          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, B, h0, H, H);
-          product<S, true>(dW_hh + j0 * H, H, true, dz_c + step + j0, H, nj, rows - B, hs, H, H);
+          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, B, h0, H, H, mine);
+          product<S, true>(dW_hh + j0 * H, H, true, dz_c + step + j0, H, nj, rows - B, hs, H, H, mine);
         }
         add_column_sums(db_h + j0, view(dz_c + j0, rows, nj, H), first);
         // dz[t0] is dz[t1] of the next chunk done: carried over (only this task reads these columns).
@@ -435,7 +464,12 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
   }
   const S* dz_read = g == OutputActivation::Identity ? dys : dz;  // identity: dz is dys itself
   const Index row_blocks = blocks(N, kRowBlock);
-  region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
+  const Index space = std::max({product_space<S>(std::min(kGradRows, N), O, H, false),
+                                product_space<S>(std::min(kGradUnits, O), N, H, true), Index(1)});
+  const int threads = team_size(double(N) * H * O >= kMinParallelWork);
+  const std::unique_ptr<S[]> spaces(new S[size_t(threads * space)]);
+  region_of(threads, [&](bool team) {
+    S* const mine = spaces.get() + thread_slot(team) * space;
     if (g != OutputActivation::Identity) {
       // dz = dys * g'(ys), from the stored outputs.
       for_blocks(team, row_blocks, [&](Index rb) {
@@ -458,11 +492,11 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
     for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
       if (task >= unit_tasks) {
         const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, N - r0);
-        product<S, false>(dhs + r0 * H, H, false, dz_read + r0 * O, O, nr, O, W_hy, H, H);
+        product<S, false>(dhs + r0 * H, H, false, dz_read + r0 * O, O, nr, O, W_hy, H, H, mine);
         return;
       }
       const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, O - j0);
-      product<S, true>(dW_hy + j0 * H, H, false, dz_read + j0, O, nj, N, hs, H, H);
+      product<S, true>(dW_hy + j0 * H, H, false, dz_read + j0, O, nj, N, hs, H, H, mine);
       add_column_sums(db_y + j0, view(dz_read + j0, N, nj, O), true);
     });
   });
