@@ -13,7 +13,10 @@
 
 #include <Eigen/Core>
 
+#include <dlfcn.h>
+
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "array_checks.h"
+#include "array_memory.h"
 #include "dispatch.h"
 #include "elman.h"
 #include "optim_step.h"
@@ -174,22 +178,70 @@ auto dispatch(int dtype, Fn&& fn) {
   return fn(double{});
 }
 
+// Arrays on cached memory are traced by tracemalloc in NumPy's domain, as NumPy's own are. The
+// functions are looked up at run time: Python 3.11's tracemalloc.h declares them without
+// extern "C", so a C++ call would ask for a mangled name the interpreter does not export.
+constexpr unsigned int kNumpyTraceDomain = 389047;
+struct TraceMalloc {
+  int (*track)(unsigned int, std::uintptr_t, std::size_t) = nullptr;
+  int (*untrack)(unsigned int, std::uintptr_t) = nullptr;
+  TraceMalloc() {
+    track = reinterpret_cast<decltype(track)>(dlsym(RTLD_DEFAULT, "PyTraceMalloc_Track"));
+    untrack = reinterpret_cast<decltype(untrack)>(dlsym(RTLD_DEFAULT, "PyTraceMalloc_Untrack"));
+    if (!track || !untrack) track = nullptr, untrack = nullptr;
+  }
+};
+const TraceMalloc& tracemalloc() {
+  static const TraceMalloc t;
+  return t;
+}
+
+// A new uninitialised C-contiguous array. Large ones live on array_memory's cached blocks (the
+// array's base is the capsule that gives its block back), so that a loop allocating the same
+// outputs at every step does not fault their pages in again each time.
 template <typename S>
-py::array_t<S> empty(std::vector<py::ssize_t> shape) { return py::array_t<S>(shape); }
+py::array_t<S> empty(std::vector<py::ssize_t> shape) {
+  std::size_t n = 1;
+  for (py::ssize_t d : shape) {
+    if (d < 0 || (d > 0 && n > PTRDIFF_MAX / sizeof(S) / std::size_t(d))) return py::array_t<S>(shape);
+    n *= std::size_t(d);
+  }
+  const std::size_t bytes = n * sizeof(S);
+  if (bytes < elman::array_memory::kMinBytes) return py::array_t<S>(shape);
+  elman::array_memory::Block* block = elman::array_memory::acquire(bytes);
+  py::capsule owner(block, [](void* p) {
+    auto* b = static_cast<elman::array_memory::Block*>(p);
+    if (tracemalloc().untrack) tracemalloc().untrack(kNumpyTraceDomain, reinterpret_cast<std::uintptr_t>(b->data));
+    elman::array_memory::release(b);
+  });
+  if (tracemalloc().track) tracemalloc().track(kNumpyTraceDomain, reinterpret_cast<std::uintptr_t>(block->data), bytes);
+  return py::array_t<S>(shape, static_cast<S*>(block->data), owner);
+}
 
 template <typename S>
 S* mut(py::array_t<S>& a) { return a.mutable_data(); }
 
-// Uninitialised scratch memory of n elements (std::bad_alloc becomes MemoryError).
+// Uninitialised scratch memory of n elements from the cache (std::bad_alloc becomes MemoryError).
+struct GiveBack {
+  void operator()(elman::array_memory::Block* b) const noexcept { elman::array_memory::release(b); }
+};
 template <typename S>
-std::unique_ptr<S[]> scratch(Index n) { return std::unique_ptr<S[]>(new S[size_t(std::max<Index>(n, 1))]); }
+struct Scratch {
+  std::unique_ptr<elman::array_memory::Block, GiveBack> block;
+  S* get() const { return static_cast<S*>(block->data); }
+};
+template <typename S>
+Scratch<S> scratch(Index n) {
+  if (n < 0 || std::size_t(n) > PTRDIFF_MAX / sizeof(S)) throw std::bad_alloc();
+  return {std::unique_ptr<elman::array_memory::Block, GiveBack>(elman::array_memory::acquire(std::size_t(n) * sizeof(S)))};
+}
 
 // The caller's `out` array when given (for loops that must not allocate, e.g. streaming), else a
 // new one. `out` must be exactly what the call would allocate: C-contiguous, writeable, of the
 // compute dtype and shape, and not overlapping any input (the kernels read inputs while writing).
 template <typename S>
 py::array_t<S> output_array(py::handle out, std::vector<py::ssize_t> shape, const Args& args) {
-  if (out.is_none()) return py::array_t<S>(shape);
+  if (out.is_none()) return empty<S>(std::move(shape));
   if (!py::isinstance<py::array>(out))
     throw py::type_error("out must be a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(out).attr("__name__"))));
@@ -478,5 +530,9 @@ PYBIND11_MODULE(_core, m) {
     if (n > 1024) throw py::value_error("set_num_threads needs n <= 1024, got " + std::to_string(n));
     elman::dispatch::table().set_num_threads(n);
   }, py::arg("n"), "Set the number of threads of the kernels, for every Python thread.");
+  m.def("cached_bytes", []() { return elman::array_memory::cached_bytes(); },
+        "Bytes of freed output arrays kept for reuse.");
+  m.def("free_cached_memory", []() { return elman::array_memory::free_cached(); },
+        "Give the kept memory of freed output arrays back to the system; returns its bytes.");
   elman::register_optim(m);  // the optimizer steps of elman.optim (optim_step.cpp)
 }

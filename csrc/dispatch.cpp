@@ -70,6 +70,7 @@ void load() {
   auto* t = static_cast<const KernelTable*>(py::reinterpret_borrow<py::capsule>(capsule).get_pointer());
   if (t == nullptr || t->abi != kKernelAbi)
     throw py::import_error("elman._kernels_" + isa + " does not match elman._core: reinstall elman");
+  t->use_memory(&array_memory::acquire, &array_memory::release);
   g_table = t;
 }
 

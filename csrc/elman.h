@@ -19,6 +19,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "array_memory.h"
+
 namespace elman {
 
 using Index = std::ptrdiff_t;
@@ -33,7 +35,7 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
 
 // Backpropagation through time. dhs[T, B, H] = dL/dhs (including the final state's gradient).
 // Writes dx[T, B, D], dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H]. Its workspace (the
-// pre-activation gradients dz of a few hundred rows at a time) is allocated inside, once per call.
+// pre-activation gradients dz of a few hundred rows at a time) is taken inside, once per call.
 template <typename S>
 void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                   const S* dhs, const S* x, const S* h0, const S* hs, const S* W_xh, const S* W_hh,
@@ -82,9 +84,13 @@ struct KernelTable {
   Kernels<double> f64;
   void (*set_num_threads)(int n);  // threads of the kernels' parallel regions; 0: OpenMP's default
   int (*num_threads)();            // what a parallel region of this build would use now
+  // Where the kernels' workspaces come from: elman._core's cache of blocks (array_memory.h), set
+  // once at import, so that a workspace is reused across calls rather than faulted in each time.
+  void (*use_memory)(array_memory::Block* (*acquire)(std::size_t bytes),
+                     void (*release)(array_memory::Block* block) noexcept);
 };
 
-constexpr int kKernelAbi = 2;  // bumped whenever KernelTable or a kernel signature changes
+constexpr int kKernelAbi = 3;  // bumped whenever KernelTable or a kernel signature changes
 
 // Defined by each kernel build (kernels.cpp).
 const KernelTable& kernel_table();

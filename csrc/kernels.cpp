@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,6 +104,39 @@ void region(bool parallel, Run&& run) { region_of(team_size(parallel), run); }
 // The calling thread's index in a region (0 outside one): which slice of a per-thread workspace.
 int thread_slot(bool team) { return team ? omp_get_thread_num() : 0; }
 
+// Where workspaces come from (KernelTable::use_memory): elman._core's cache once it is set.
+// Until then (a kernel build loaded on its own), plain allocations; a Block is freed the same way
+// by either, so a block may safely outlive the switch.
+array_memory::Block* own_acquire(std::size_t bytes) {
+  void* data = std::malloc(std::max<std::size_t>(bytes, 1));
+  if (!data) throw std::bad_alloc();
+  return new array_memory::Block{data, bytes};
+}
+void own_release(array_memory::Block* b) noexcept {
+  if (b) std::free(b->data), delete b;
+}
+std::atomic<array_memory::Block* (*)(std::size_t)> g_acquire{&own_acquire};
+std::atomic<void (*)(array_memory::Block*) noexcept> g_release{&own_release};
+
+// n values of uninitialised scratch memory for the length of a kernel call (std::bad_alloc, a
+// MemoryError in Python, if there is none). Taken before any parallel region.
+template <typename S>
+class Workspace {
+ public:
+  explicit Workspace(Index n) : release_(g_release.load()) {
+    if (n < 0 || std::size_t(n) > PTRDIFF_MAX / sizeof(S)) throw std::bad_alloc();
+    block_ = g_acquire.load()(std::size_t(n) * sizeof(S));
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace() { release_(block_); }
+  S* get() const { return static_cast<S*>(block_->data); }
+
+ private:
+  void (*release_)(array_memory::Block*) noexcept;
+  array_memory::Block* block_ = nullptr;
+};
+
 template <typename S>
 void fill_zero(S* p, Index n) { std::fill(p, p + n, S(0)); }
 
@@ -141,13 +176,13 @@ constexpr Index kPackMinRows = 4;
 
 template <typename S>
 struct Panels {
-  std::unique_ptr<S[]> data;
+  std::unique_ptr<Workspace<S>> data;
   Index K;
   Panels(Index K_, Index H, bool packed)
-      : data(packed ? new S[size_t(std::max<Index>(blocks(H, kColBlock) * kColBlock * K_, 1))] : nullptr),
+      : data(packed ? std::make_unique<Workspace<S>>(blocks(H, kColBlock) * kColBlock * K_) : nullptr),
         K(K_) {}
   explicit operator bool() const { return bool(data); }
-  S* operator[](Index cb) const { return data.get() + cb * kColBlock * K; }
+  S* operator[](Index cb) const { return data->get() + cb * kColBlock * K; }
 };
 
 // The i-th block of step t for a thread that runs all `n` blocks of every step alone: in reverse
@@ -349,7 +384,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   const Index step = B * H, col_blocks = blocks(H, kColBlock);
   const Index chunk = std::min(T, std::max({kChunkRows / B, blocks(T, kMaxChunks), Index(1)}));  // steps
   // dz of the chunk's steps, then one more step: dz[t1], carried over from the chunk after it.
-  const std::unique_ptr<S[]> work(new S[size_t((chunk + 1) * step)]);
+  const Workspace<S> work((chunk + 1) * step);
   S* const carry = work.get() + chunk * step;
   const Panels<S> panel(H, H, N >= kPackMinRows);
   // Each thread's workspace for the gradient products, enough for the largest of them.
@@ -358,7 +393,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                                 product_space<S>(units, chunk_rows, D, true),
                                 product_space<S>(units, chunk_rows, H, true), Index(1)});
   const int threads = team_size(double(B) * H * H >= kMinParallelWork);
-  const std::unique_ptr<S[]> spaces(new S[size_t(threads * space)]);
+  const Workspace<S> spaces(threads * space);
   region_of(threads, [&](bool team) {
     S* const mine = spaces.get() + thread_slot(team) * space;
     for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
@@ -467,7 +502,7 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
   const Index space = std::max({product_space<S>(std::min(kGradRows, N), O, H, false),
                                 product_space<S>(std::min(kGradUnits, O), N, H, true), Index(1)});
   const int threads = team_size(double(N) * H * O >= kMinParallelWork);
-  const std::unique_ptr<S[]> spaces(new S[size_t(threads * space)]);
+  const Workspace<S> spaces(threads * space);
   region_of(threads, [&](bool team) {
     S* const mine = spaces.get() + thread_slot(team) * space;
     if (g != OutputActivation::Identity) {
@@ -579,7 +614,11 @@ const KernelTable& kernel_table() {
                                  kernels_for<float>(),
                                  kernels_for<double>(),
                                  [](int n) { g_threads.store(n, std::memory_order_relaxed); },
-                                 &num_threads};
+                                 &num_threads,
+                                 [](array_memory::Block* (*acquire)(std::size_t),
+                                    void (*release)(array_memory::Block*) noexcept) {
+                                   g_release.store(release), g_acquire.store(acquire);
+                                 }};
   return table;
 }
 

@@ -11,7 +11,7 @@ torch or onnx: ``elman.torch``, ``from_torch``/``to_torch`` and ``from_onnx`` lo
 
 from . import cells, coursera, keras, losses, optim, slu, stateful
 from ._core import __version__
-from .config import get_num_threads, set_num_threads, show_config
+from .config import cached_memory, free_cached_memory, get_num_threads, set_num_threads, show_config
 from .functional import (
     cell_backward,
     cell_forward,
@@ -60,6 +60,8 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "show_config",
+    "cached_memory",
+    "free_cached_memory",
     "cells",
     "coursera",
     "keras",

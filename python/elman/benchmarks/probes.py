@@ -64,7 +64,8 @@ def memory_probe(config):
     The inputs (x, h0, weights, dhs) are built first and are part of the baseline; the extra
     memory of the pass is then measured two ways: tracemalloc's peak (every NumPy array, hence
     every array elman returns) and the growth of peak RSS (VmHWM after resetting it; this also
-    sees the C++ side's workspace, allocated with new[]). The extra is the larger of the two.
+    sees the C++ side's workspaces, taken from elman's cache of blocks). The extra is the larger
+    of the two.
     ``ratio`` = (inputs + extra) / (inputs + outputs), where outputs are hs, dx, dh0, dW_xh,
     dW_hh, db_h: 1.0 would mean no memory beyond the arrays the math must hold.
     """
