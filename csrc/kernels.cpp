@@ -148,10 +148,7 @@ void output_activate(Block&& y, OutputActivation g) {
     if (g == OutputActivation::Sigmoid) {
       pointwise::sigmoid_row(row, n);
     } else {  // softmax, shifted by the row's max so that exp cannot overflow
-      const S m = pointwise::max(row, n);
-      for (Index j = 0; j < n; ++j) row[j] -= m;
-      pointwise::exp_row(row, n);
-      const S z = pointwise::sum(row, n);
+      const S z = pointwise::exp_shifted_sum(row, row, n, pointwise::max(row, n));
       for (Index j = 0; j < n; ++j) row[j] /= z;
     }
   }
@@ -567,9 +564,7 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
           continue;
         }
         const S m = pointwise::max(l, C);
-        for (Index j = 0; j < C; ++j) d[j] = l[j] - m;
-        pointwise::exp_row(d, C);  // unnormalised probabilities, written once
-        const S z = pointwise::sum(d, C);
+        const S z = pointwise::exp_shifted_sum(d, l, C, m);  // unnormalised probabilities, written once
         const std::int64_t k = targets[i];
         sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
         const S scale = S(double(w) / (double(z) * divisor));

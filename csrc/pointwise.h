@@ -102,9 +102,6 @@ inline void activate_row(S* p, Index n, Activation f) {
 template <typename S>
 inline void sigmoid_row(S* p, Index n) { transform<S>(p, n, sigmoid<S>); }
 
-template <typename S>
-inline void exp_row(S* p, Index n) { transform<S>(p, n, exp<S>); }
-
 // Sum of n values in a fixed order: 8 interleaved partial sums, combined pairwise.
 template <typename S>
 inline S sum(const S* p, Index n) {
@@ -127,11 +124,54 @@ inline S dot(const S* a, const S* b, Index n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+// The largest of n values, NaN if any is NaN. Whole packets from the first value, the tail padded
+// with one of its own values: a max is exact, so the grouping changes nothing (a scalar loop with a
+// NaN test carried a compare-and-select dependency per value: half of a softmax's time).
 template <typename S>
-inline S max(const S* p, Index n) {  // NaN propagates
-  S m = n > 0 ? p[0] : S(0);
-  for (Index i = 1; i < n; ++i) m = (p[i] > m || std::isnan(p[i])) ? p[i] : m;
-  return m;
+inline S max(const S* p, Index n) {
+  constexpr Index L = kLanes<S>;
+  if (n <= 0) return S(0);
+  Packet<S> m = ei::pset1<Packet<S>>(p[0]);
+  Index i = 0;
+  for (; i + L <= n; i += L) m = ei::pmax<Eigen::PropagateNaN>(m, ei::ploadu<Packet<S>>(p + i));
+  if (i < n) {
+    alignas(64) S buf[L];
+    std::fill(buf, buf + L, p[i]);
+    std::copy(p + i, p + n, buf);
+    m = ei::pmax<Eigen::PropagateNaN>(m, ei::pload<Packet<S>>(buf));
+  }
+  alignas(64) S lane[L];
+  ei::pstore(lane, m);
+  S out = lane[0];
+  for (Index k = 1; k < L; ++k) out = (lane[k] > out || std::isnan(lane[k])) ? lane[k] : out;
+  return out;
+}
+
+// out[i] = exp(in[i] - m) for i < n (out may be in), returning the sum of the out[i]: added per
+// lane in packets from the first value (the tail's padding lanes add zero), then the lanes in a
+// fixed order. One pass where a softmax row took four.
+template <typename S>
+inline S exp_shifted_sum(S* out, const S* in, Index n, S m) {
+  constexpr Index L = kLanes<S>;
+  const Packet<S> shift = ei::pset1<Packet<S>>(m);
+  Packet<S> acc = ei::pset1<Packet<S>>(S(0));
+  Index i = 0;
+  for (; i + L <= n; i += L) {
+    const Packet<S> e = exp<S>(ei::psub(ei::ploadu<Packet<S>>(in + i), shift));
+    ei::pstoreu(out + i, e);
+    acc = ei::padd(acc, e);
+  }
+  if (i < n) {
+    alignas(64) S buf[L] = {};
+    std::copy(in + i, in + n, buf);
+    ei::pstore(buf, exp<S>(ei::psub(ei::pload<Packet<S>>(buf), shift)));
+    std::copy(buf, buf + (n - i), out + i);
+    std::fill(buf + (n - i), buf + L, S(0));
+    acc = ei::padd(acc, ei::pload<Packet<S>>(buf));
+  }
+  alignas(64) S lane[L];
+  ei::pstore(lane, acc);
+  return sum(lane, L);
 }
 
 }  // namespace elman::pointwise

@@ -220,3 +220,18 @@ def test_too_large_to_allocate_is_memory_error(p):
     x = np.zeros((10**7, 10**7, 0))  # no data, but hs would need 10**14 * H floats
     with pytest.raises(MemoryError):
         elman.rnn_forward(x, np.zeros((10**7, 1)), np.zeros((1, 0)), np.zeros((1, 1)), np.zeros(1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("column", [0, 7, 15, 16, 31, 32, 36])  # whole packets and the tail
+def test_nan_in_one_row_of_a_softmax_stays_in_that_row(dtype, column, rng):
+    logits = rng.standard_normal((3, 37)).astype(dtype)
+    logits[1, column] = np.nan
+    targets = np.array([0, 5, 36])
+    _, d = elman.softmax_cross_entropy(logits, targets)
+    ys = elman.output_forward(logits, np.eye(37, dtype=dtype), np.zeros(37, dtype), "softmax")
+    _, d_ref = ref.softmax_cross_entropy(logits, targets)
+    ys_ref = ref.output_forward(logits, np.eye(37, dtype=dtype), np.zeros(37, dtype), "softmax")
+    for got, want in [(d, d_ref), (ys, ys_ref)]:
+        assert np.isnan(got[1]).all()
+        np.testing.assert_allclose(got[[0, 2]], want[[0, 2]], rtol=1e-5, atol=1e-7)
