@@ -309,8 +309,9 @@ py::array forward(py::handle x, py::handle h0, py::handle W_xh, py::handle W_hh,
   });
 }
 
+// input_grad false: dx is None and its product is skipped (the other results are the same bits).
 py::tuple backward(py::handle dhs, py::handle x, py::handle h0, py::handle hs, py::handle W_xh,
-                   py::handle W_hh, py::handle activation, bool step) {
+                   py::handle W_hh, py::handle activation, bool step, bool input_grad = true) {
   const auto f = parse_activation(activation);
   const char* dh_name = step ? "dh_next" : "dhs";
   const char* x_name = step ? "x_t" : "x";
@@ -329,12 +330,18 @@ py::tuple backward(py::handle dhs, py::handle x, py::handle h0, py::handle hs, p
   }
   return dispatch(a.dtype, [&](auto s) -> py::tuple {
     using S = decltype(s);
-    auto dx = step ? empty<S>({d.B, d.D}) : empty<S>({d.T, d.B, d.D});
+    py::object dx = py::none();
+    S* p_dx = nullptr;
+    if (input_grad) {
+      auto a_dx = step ? empty<S>({d.B, d.D}) : empty<S>({d.T, d.B, d.D});
+      p_dx = mut(a_dx);
+      dx = std::move(a_dx);
+    }
     auto dh0 = empty<S>({d.B, d.H});
     auto dW_xh = empty<S>({d.H, d.D});
     auto dW_hh = empty<S>({d.H, d.H});
     auto db = empty<S>({d.H});
-    S *p_dx = mut(dx), *p_dh0 = mut(dh0), *p_dWxh = mut(dW_xh), *p_dWhh = mut(dW_hh), *p_db = mut(db);
+    S *p_dh0 = mut(dh0), *p_dWxh = mut(dW_xh), *p_dWhh = mut(dW_hh), *p_db = mut(db);
     {
       py::gil_scoped_release nogil;
       elman::dispatch::kernels<S>().rnn_backward(p_dx, p_dh0, p_dWxh, p_dWhh, p_db, a.ptr<S>(0), a.ptr<S>(1),
@@ -510,10 +517,10 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("dh_next"), py::arg("x_t"), py::arg("h_prev"), py::arg("h_next"), py::arg("W_xh"),
      py::arg("W_hh"), py::arg("activation") = "tanh");
   m.def("rnn_backward", [](py::handle dhs, py::handle x, py::handle h0, py::handle hs,
-                           py::handle W_xh, py::handle W_hh, py::handle act) {
-    return backward(dhs, x, h0, hs, W_xh, W_hh, act, false);
+                           py::handle W_xh, py::handle W_hh, py::handle act, bool input_grad) {
+    return backward(dhs, x, h0, hs, W_xh, W_hh, act, false, input_grad);
   }, py::arg("dhs"), py::arg("x"), py::arg("h0"), py::arg("hs"), py::arg("W_xh"), py::arg("W_hh"),
-     py::arg("activation") = "tanh");
+     py::arg("activation") = "tanh", py::arg("input_grad") = true);
   m.def("output_forward", &output_forward, py::arg("hs"), py::arg("W_hy"), py::arg("b_y"),
         py::arg("activation") = "identity", py::kw_only(), py::arg("out") = py::none(),
         "output_forward(hs, W_hy, b_y, activation='identity', *, out=None): out, when given, "

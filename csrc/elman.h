@@ -34,7 +34,8 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
                  Index T, Index B, Index D, Index H, Activation f);
 
 // Backpropagation through time. dhs[T, B, H] = dL/dhs (including the final state's gradient).
-// Writes dx[T, B, D], dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H]. Its workspace (the
+// Writes dx[T, B, D] (unless dx is null: the first layer of a model whose input needs no gradient
+// skips that product), dh0[B, H], dW_xh[H, D], dW_hh[H, H], db_h[H]. Its workspace (the
 // pre-activation gradients dz of a few hundred rows at a time) is taken inside, once per call.
 template <typename S>
 void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,

@@ -374,7 +374,8 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                   Index T, Index B, Index D, Index H, Activation f) {
   const Index N = T * B;
   if (N == 0 || H == 0) {  // nothing flows: every gradient is zero
-    fill_zero(dx, N * D), fill_zero(dh0, B * H), fill_zero(dW_xh, H * D);
+    if (dx) fill_zero(dx, N * D);
+    fill_zero(dh0, B * H), fill_zero(dW_xh, H * D);
     fill_zero(dW_hh, H * H), fill_zero(db_h, H);
     return;
   }
@@ -432,7 +433,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
       // depends only on its data, so a dynamic schedule balances them without changing a bit.
       const bool first = t1 == T;
       const S* dz_c = dz(t0);
-      const Index unit_tasks = blocks(H, kGradUnits), row_tasks = blocks(rows, kGradRows);
+      const Index unit_tasks = blocks(H, kGradUnits), row_tasks = dx ? blocks(rows, kGradRows) : 0;
       for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
         if (task >= unit_tasks) {  // rows r0.. of the chunk's dx
           const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, rows - r0);

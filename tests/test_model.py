@@ -597,3 +597,24 @@ def test_import_never_imports_torch():
     code = ("import sys, elman, elman.model, elman.stack, elman.interop_torch; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2}, {"num_layers": 2, "bidirectional": True},
+                                     {"output_size": 3, "learn_h0": True}, {"batch_first": True}])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_backward_without_input_grad_fills_the_same_gradients(options, with_lengths, rng):
+    rnn = model(**options)
+    randomize(rnn, rng)
+    x = rng.standard_normal((B, T, D) if options.get("batch_first") else (T, B, D))
+    lengths = np.array([T, 2, 0]) if with_lengths else None
+    out, h_n = rnn(x, lengths=lengths)
+    d_out, d_h_n = rng.standard_normal(out.shape), rng.standard_normal(h_n.shape)
+    dx = rnn.backward(d_out, d_h_n)
+    assert dx.shape == x.shape
+    grads, dh0 = {k: v.copy() for k, v in rnn.grads.items()}, rnn.dh0.copy()
+    for v in rnn.grads.values():
+        v[...] = np.nan  # must be overwritten again
+    assert rnn.backward(d_out, d_h_n, input_grad=False) is None
+    for name, g in grads.items():
+        assert g.tobytes() == rnn.grads[name].tobytes(), name
+    assert dh0.tobytes() == rnn.dh0.tobytes()

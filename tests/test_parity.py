@@ -152,3 +152,22 @@ def test_long_sequence_matches(rng):
         p = make_rnn_inputs(rng, 500, 2, 3, 33, dtype)
         want = ref.rnn_forward(**p)
         assert_same(elman.rnn_forward(**p), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,B,D,H", [(5, 3, 4, 6), (1, 1, 1, 1), (300, 2, 9, 70), (40, 9, 3, 130),
+                                     (0, 2, 3, 4), (3, 0, 2, 5)])
+def test_backward_without_input_grad_skips_only_dx(T, B, D, H, dtype, rng):
+    """_core.rnn_backward(input_grad=False), a model's first layer when x needs no gradient:
+    dx is None and every other result is the same bits as with dx."""
+    from elman import _core
+
+    p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    hs = elman.rnn_forward(**p)
+    dhs = rng.standard_normal(hs.shape).astype(dtype)
+    args = (dhs, p["x"], p["h0"], hs, p["W_xh"], p["W_hh"], "tanh")
+    full = _core.rnn_backward(*args)
+    without = _core.rnn_backward(*args, input_grad=False)
+    assert without[0] is None and full[0].shape == (T, B, D)
+    for a, b in zip(full[1:], without[1:]):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()

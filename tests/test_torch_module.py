@@ -492,3 +492,19 @@ def test_non_tensor_arguments_are_rejected():
         module(np.zeros((T, B, D), dtype=np.float32))
     with pytest.raises(TypeError, match="hx must be a torch.Tensor or None"):
         module(torch.zeros(T, B, D), np.zeros((1, B, H), dtype=np.float32))
+
+
+def test_input_without_grad_gives_the_same_parameter_gradients():
+    """x that does not require grad skips the first layer's dx product; nothing else changes."""
+    _, module = make_pair(num_layers=2, bidirectional=True)
+    x = random((T, B, D), torch.float64)
+    grads = []
+    for wants_dx in (True, False):
+        module.zero_grad()
+        x_in = x.clone().requires_grad_(wants_dx)
+        output, _ = module(x_in)
+        output.square().sum().backward()
+        assert (x_in.grad is not None) == wants_dx
+        grads.append([p.grad.clone() for p in module.parameters()])
+    for with_dx, without in zip(*grads):
+        assert torch.equal(with_dx, without)

@@ -258,13 +258,16 @@ class RNN:
         self._cache = _ForwardCache(stack, top, ys, W_hy, h0_learned, unbatched, self.batch_first)
         return self._cache.to_user(out), (h_n[:, 0] if unbatched else h_n)
 
-    def backward(self, d_out, d_h_n=None):
+    def backward(self, d_out, d_h_n=None, input_grad=True):
         """Backpropagate through the last forward: returns dx and fills rnn.grads and rnn.dh0.
 
         d_out: dL/dout, the shape of that forward's out (None: zero; entries past a sequence's
         end are ignored); d_h_n: dL/dh_n, the shape of its h_n (None: zero). dx has x's shape;
         ``rnn.dh0`` (h0's shape, [L*dirs, B, H]) is the gradient with respect to the initial state
         that forward used, whether passed, learned or zero, so two RNNs can be chained.
+        ``input_grad=False`` (x is data, nothing upstream to train): dx is not computed and None
+        is returned; that skips the first layer's T*B*D*H product (like torch, when x does not
+        require grad). rnn.grads and rnn.dh0 are the same bits either way.
         """
         cache = self._cache
         if cache is None:
@@ -277,10 +280,11 @@ class RNN:
             want = (LD, H) if cache.unbatched else (LD, timing.B, H)
             expect_shape(d_h_n, "d_h_n", "h_n's shape (num_layers*dirs, B, H)", want)
             d_h_n = d_h_n[:, None] if cache.unbatched else d_h_n
-        dx, dh0, dweights = backward_from_top(cache.stack, d_top, d_h_n, owned)
+        dx, dh0, dweights = backward_from_top(cache.stack, d_top, d_h_n, owned,
+                                              input_grad=bool(input_grad))
         self._store_grads(dweights, d_output_layer, dh0 if cache.h0_learned else None)
         self.dh0 = dh0[:, 0] if cache.unbatched else dh0
-        return cache.to_user(dx)
+        return None if dx is None else cache.to_user(dx)
 
     def _top_gradient(self, cache, d_out):
         """(d_top, owned, (dW_hy, db_y) or None): dL/d(last layer's output) [T, B, dirs*H], 0 past

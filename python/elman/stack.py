@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .functional import rnn_backward, rnn_forward
+from . import _core
+from .functional import rnn_forward
 
 __all__ = ["stack_forward", "stack_backward", "StackCache", "Timing"]
 
@@ -307,15 +308,16 @@ def stack_forward(x, h0, weights, *, num_layers, bidirectional, activation="tanh
 # Backward
 # --------------------------------------------------------------------------- #
 
-def stack_backward(cache, d_out, d_h_n=None):
+def stack_backward(cache, d_out, d_h_n=None, input_grad=True):
     """Backpropagation through the whole stack of one stack_forward call.
 
     Inputs:
         cache                 the StackCache returned by stack_forward
         d_out[T, B, dirs*H]   dL/dout (entries past a sequence's end are ignored)
         d_h_n[L*dirs, B, H]   dL/dh_n, or None for zero
+        input_grad            False: dx is not computed (None); the other results are unchanged
     Returns:
-        dx[T, B, D]           dL/dx (0 past each sequence's end)
+        dx[T, B, D]           dL/dx (0 past each sequence's end), or None
         dh0[L*dirs, B, H]     dL/dh0
         dweights              list over k of (dW_xh[H, D_in], dW_hh[H, H], db_h[H])
     """
@@ -327,13 +329,14 @@ def stack_backward(cache, d_out, d_h_n=None):
     expect_shape(d_out, "d_out", "(T, B, dirs*H)",
                  (timing.T, timing.B, cache.dirs * cache.hidden_size))
     if timing.full:
-        return backward_from_top(cache, d_out, d_h_n, owned=False)
-    return backward_from_top(cache, timing.masked(d_out), d_h_n, owned=True)
+        return backward_from_top(cache, d_out, d_h_n, owned=False, input_grad=input_grad)
+    return backward_from_top(cache, timing.masked(d_out), d_h_n, owned=True, input_grad=input_grad)
 
 
-def backward_from_top(cache, d_top, d_h_n, owned):
+def backward_from_top(cache, d_top, d_h_n, owned, input_grad=True):
     """stack_backward for a d_top[T, B, dirs*H] of the cache's dtype that is already 0 past every
-    sequence's end. ``owned`` says d_top is a scratch array this function may overwrite."""
+    sequence's end. ``owned`` says d_top is a scratch array this function may overwrite; without
+    ``input_grad`` the first layer skips its dx product and None is returned for dx."""
     timing, dtype = cache.timing, cache.dtype
     L, dirs, H = cache.num_layers, cache.dirs, cache.hidden_size
     if d_h_n is not None:
@@ -355,13 +358,17 @@ def backward_from_top(cache, d_top, d_h_n, owned):
                 dhs = np.array(grad[..., :H])  # a copy we may add d_h_n into
             if d_h_n is not None:
                 timing.add_final_gradient(dhs, d_h_n[k])
-            dx_k, dh0_k, dW_xh, dW_hh, db_h = rnn_backward(
-                dhs, cached.x, cached.h0, cached.hs, cached.W_xh, cached.W_hh, cache.activation)
+            # functional.rnn_backward, with the kernel's option to skip dx (the stack's input).
+            dx_k, dh0_k, dW_xh, dW_hh, db_h = _core.rnn_backward(
+                dhs, cached.x, cached.h0, cached.hs, cached.W_xh, cached.W_hh, cache.activation,
+                input_grad=input_grad or layer > 0)
             empty = timing.empty_sequences()
             if d_h_n is not None and empty is not None:
                 dh0_k[empty] += d_h_n[k][empty]
             dh0[k] = dh0_k
             dweights[k] = (dW_xh, dW_hh, db_h)
+            if dx_k is None:
+                continue
             if d == 0:
                 d_input = dx_k  # a new array from the kernel, safe to add into
             else:

@@ -160,16 +160,18 @@ class ElmanStackFunction(torch.autograd.Function):
             d_out = np.zeros(ctx.output_shape, dtype=cache.dtype)
         else:
             d_out = numpy_view(d_output)
+        needs = ctx.needs_input_grad[ElmanStackFunction.FIRST_TENSOR:]  # input, hx, weights...
         dx, dh0, dweights = stack_backward(cache, d_out,
-                                           None if d_h_n is None else numpy_view(d_h_n))
-        grads = [torch.from_numpy(dx), torch.from_numpy(dh0) if ctx.has_hx else None]
+                                           None if d_h_n is None else numpy_view(d_h_n),
+                                           input_grad=needs[0])  # no dx product for data
+        grads = [None if dx is None else torch.from_numpy(dx),
+                 torch.from_numpy(dh0) if ctx.has_hx else None]
         for dW_xh, dW_hh, db_h in dweights:
             grads += [torch.from_numpy(dW_xh), torch.from_numpy(dW_hh)]
             if ctx.bias:
                 # One gradient for both biases, as two tensors: a gradient tensor may become a
                 # parameter's .grad and be scaled in place (clip_grad_norm_), so none is shared.
                 grads += [torch.from_numpy(db_h), torch.from_numpy(db_h.copy())]
-        needs = ctx.needs_input_grad[ElmanStackFunction.FIRST_TENSOR:]
         config_grads = [None] * ElmanStackFunction.FIRST_TENSOR
         return (*config_grads, *(g if need else None for g, need in zip(grads, needs)))
 

@@ -69,7 +69,7 @@ class Trainer:
         if not math.isfinite(loss):
             raise FloatingPointError(f"the loss is {loss}: training diverged (try a smaller "
                                      "learning rate or gradient clipping)")
-        self.rnn.backward(d_out)
+        self.rnn.backward(d_out, input_grad=False)  # x is data: no dx product
         grads = self.rnn.grads
         if self.clip_value is not None:
             clip_grad_value(grads, self.clip_value)

@@ -143,7 +143,7 @@ class Elman(_FunctionalLibrary):
         def step():
             out, _ = rnn(x)
             loss, d_out = cross_entropy(out, targets)
-            rnn.backward(d_out)
+            rnn.backward(d_out, input_grad=False)  # as torch: x does not require grad
             optimizer.step(rnn.grads)
             return loss
 
