@@ -183,10 +183,12 @@ struct Panels {
 };
 
 // The i-th block of step t for a thread that runs all `n` blocks of every step alone: in reverse
-// order every other step, so the step starts with the panels the last one ended with. When the
-// panels do not fit in L1 (H = 100 at B = 1: 45 KB of W_hh against 32 KB), a plain cyclic order
-// evicts each panel just before it is read again; this way about half of them are still there.
-// Each block is computed alone, so the order changes no result. A team keeps its fixed blocks.
+// order every other step, and each block's panel then read from its end (tile's kReverse), so the
+// step starts with the rows the last one ended with. When the panels do not fit in L1 (H = 144 at
+// B = 1: 58 KB of W_hh against 32 KB), a plain cyclic order evicts each row just before it is read
+// again (B = 1: H = 144 895 -> 804 ns per step, H = 256 2570 -> 2480). Each block is computed
+// alone, so the block order changes no result; the reversed k order does (a fixed one per step
+// parity, chosen by the shapes alone). Shared steps keep their fixed blocks, in k order.
 inline Index zigzag(bool team, Index t, Index i, Index n) { return !team && (t & 1) ? n - 1 - i : i; }
 
 // Spins until `flag` is set by another thread (a short wait: the flagged work is small).
@@ -211,11 +213,21 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   const Index N = T * B;
   if (N == 0 || H == 0) return;
   const Index col_blocks = blocks(H, kColBlock);
-  const bool packed = N >= kPackMinRows;
-  const Panels<S> panel(H, H, packed), xpanel(D, H, packed);
+  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinParallelWork;
+  // One thread runs every step and all of it fits one register tile's width (up to 8 packets:
+  // 64 < H <= 128 in float on AVX-512): W_hh^T as a single panel, read forward at even steps and
+  // backward at odd ones, so that each step starts on the rows the last one ended with (the
+  // panel, 45 KB at H = 100, is larger than L1; B = 1, one thread, tanh: H = 100 425 -> 365 ns per
+  // step, H = 128 606 -> 547, against blocks of 64 units in alternating order). The choice
+  // depends only on the shapes (and the direction on the step), so results still do not depend
+  // on the thread count.
+  const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
+  const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
+  const Panels<S> panel(H, one_panel ? width : H, packed), xpanel(D, H, packed);
   const auto pack = [&](Index cb) {  // W_hh[J, :]^T and W_xh[J, :]^T, once per sequence
     const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-    recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/true);
+    if (!one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/true);
+    else if (cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/true);
     recurrence::pack_panel(xpanel[cb], kColBlock, W_xh, D, D, j0, nc, /*transpose=*/true);
   };
   // The hoisted input projection of rows [r0, r0 + nr), bias included: hs = x W_xh^T + b_h.
@@ -238,9 +250,13 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   const auto step = [&](bool team, Index t) {
     const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
+    if (one_panel && (t & 1)) return recurrence::block<S, true, true>(h_prev, B, H, H, panel[0], width, 0, H, epi);
+    if (one_panel) return recurrence::block(h_prev, B, H, H, panel[0], width, 0, H, epi);
     for_blocks(team, col_blocks, [&](Index i) {
       const Index cb = zigzag(team, t, i, col_blocks);
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+      if (packed && !shared && (t & 1))  // rows in reverse (see zigzag); by shape, not by team
+        return recurrence::block<S, true, true>(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
       if (packed) return recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
       auto z = view(hs + t * B * H + j0, B, nc, H);
       z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
@@ -248,7 +264,7 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
     });
   };
 
-  if (double(B) * H * H >= kMinParallelWork) {  // the team shares every step
+  if (shared) {  // the team shares every step
     region(true, [&](bool team) {
       // The static schedule gives each thread the same blocks here and in the recurrence, so it
       // packs the W_hh panels it will read.

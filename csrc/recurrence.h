@@ -11,7 +11,8 @@
 // The hoisted projection itself is the same product once for all steps (A = x, P = W_xh[J, :]^T,
 // init = b_h, no activation: BiasEpilogue).
 //
-// How an element is summed depends only on the shapes (which tile it falls in), never on the
+// How an element is summed depends only on the shapes (which tile it falls in; and for the
+// one-panel forward step, whether the step's index is odd: see tile's kReverse), never on the
 // thread count or the data's address: loads and stores are unaligned, the epilogue runs on whole
 // packets (columns past the block are zero padding), partial packets go through a buffer.
 #pragma once
@@ -147,7 +148,11 @@ struct BackwardEpilogue {
 // A[B, K] has rows H apart, P[K, ldp] is the block's panel. U > 1 splits the k-sum into U
 // interleaved partial sums (added in a fixed order at the end): with few packets per row, one
 // chain of dependent FMAs per packet would leave the FMA units waiting on their latency.
-template <typename S, int MR, int NP, int U, typename Epi>
+// kReverse: the same partial sums (term k goes to sum k % U), each taken from its last term to its
+// first, so the panel is read from its end: a step that reads it after a forward one starts with
+// the rows still in L1 from that step's end (a panel larger than L1 read in the same direction at
+// every step misses on every row).
+template <typename S, int MR, int NP, int U, bool kReverse = false, typename Epi>
 inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, Index p0, Index j0,
                  Index nc, const Epi& epi) {
   constexpr Index L = kLanes<S>;
@@ -162,6 +167,25 @@ inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, 
   const S* w = P ? P + p0 * L : nullptr;
   const S* a = A ? A + i0 * H : nullptr;
   Index k = 0;
+  if constexpr (kReverse) {
+    const Index full = K - K % U;  // terms [full, K) are the partial sums' last ones
+    for (Index kk = K - 1; kk >= full; --kk)
+      for (int r = 0; r < MR; ++r) {
+        const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + kk]);
+        for (int q = 0; q < NP; ++q)
+          acc[kk - full][r][q] = ei::pmadd(ark, ei::ploadu<Packet<S>>(w + kk * ldp + q * L), acc[kk - full][r][q]);
+      }
+    for (Index kb = full - U; kb >= 0; kb -= U)
+      for (int u = U - 1; u >= 0; --u) {
+        Packet<S> wk[NP];
+        for (int q = 0; q < NP; ++q) wk[q] = ei::ploadu<Packet<S>>(w + (kb + u) * ldp + q * L);
+        for (int r = 0; r < MR; ++r) {
+          const Packet<S> ark = ei::pset1<Packet<S>>(a[r * H + kb + u]);
+          for (int q = 0; q < NP; ++q) acc[u][r][q] = ei::pmadd(ark, wk[q], acc[u][r][q]);
+        }
+      }
+    k = K;  // nothing left for the loops below
+  }
   for (; k + U <= K; k += U, w += U * ldp) {
     for (int u = 0; u < U; ++u) {
       Packet<S> wk[NP];
@@ -188,19 +212,20 @@ inline void tile(const S* A, Index K, Index H, const S* P, Index ldp, Index i0, 
 // One row, NP = 1..8 packets. kSplitK: with enough partial sums per packet to keep ~8 FMA chains
 // going (the latency-bound B = 1 recurrence); else one sum per packet in k order, the arithmetic of
 // the MR-row tiles, so that a row's result does not depend on which rows were computed with it.
-template <typename S, bool kSplitK, typename Epi>
+template <typename S, bool kSplitK, bool kReverse, typename Epi>
 inline void row_tile(Index np, const S* A, Index K, Index H, const S* P, Index ldp, Index i,
                      Index p0, Index j0, Index nc, const Epi& epi) {
   constexpr int s = kSplitK ? 1 : 0;  // U = 1 when not split
+  constexpr bool R = kReverse;
   switch (np) {
-    case 1: return tile<S, 1, 1, s ? 8 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 2: return tile<S, 1, 2, s ? 4 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 3: return tile<S, 1, 3, s ? 3 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 4: return tile<S, 1, 4, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 5: return tile<S, 1, 5, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 6: return tile<S, 1, 6, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    case 7: return tile<S, 1, 7, s ? 2 : 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
-    default: return tile<S, 1, 8, 1>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 1: return tile<S, 1, 1, s ? 8 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 2: return tile<S, 1, 2, s ? 4 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 3: return tile<S, 1, 3, s ? 3 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 4: return tile<S, 1, 4, s ? 2 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 5: return tile<S, 1, 5, s ? 2 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 6: return tile<S, 1, 6, s ? 2 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    case 7: return tile<S, 1, 7, s ? 2 : 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
+    default: return tile<S, 1, 8, 1, R>(A, K, H, P, ldp, i, p0, j0, nc, epi);
   }
 }
 
@@ -208,29 +233,31 @@ inline void row_tile(Index np, const S* A, Index K, Index H, const S* P, Index l
 // product has K terms (K = H, or 0 for an epilogue alone) and rows of A are H apart. The tiling
 // depends only on B and nc, so results do not depend on the thread count; with kSplitK false
 // (see row_tile) they do not depend on B either.
-template <typename S, bool kSplitK = true, typename Epi>
+// kReverse: every tile reads the panel from its end (see tile).
+template <typename S, bool kSplitK = true, bool kReverse = false, typename Epi>
 void block(const S* A, Index B, Index K, Index H, const S* P, Index ldp, Index j0, Index nc,
            const Epi& epi) {
+  constexpr bool R = kReverse;
   constexpr Index L = kLanes<S>;
   constexpr int MR = 6, NP = 2;  // 12 accumulators: a 6 x 2-packet tile (BLIS's AVX2 shape)
   const Index packets = (nc + L - 1) / L;
   Index i = 0;
   for (; i + MR <= B; i += MR) {
     Index p = 0;
-    for (; p + NP <= packets; p += NP) tile<S, MR, NP, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, MR, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + NP <= packets; p += NP) tile<S, MR, NP, 1, R>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, MR, 1, 1, R>(A, K, H, P, ldp, i, p, j0, nc, epi);
   }
   // The 1-5 rows left over in pairs: a single row loads a packet of weights for every FMA, a pair
   // for every two (at B = 32 the two single rows of each block took ~15% of a step). Their k-sums
   // run in k order, as in the 6-row tiles.
   for (; i + 2 <= B; i += 2) {
     Index p = 0;
-    for (; p + 4 <= packets; p += 4) tile<S, 2, 4, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
-    for (; p < packets; ++p) tile<S, 2, 1, 1>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p + 4 <= packets; p += 4) tile<S, 2, 4, 1, R>(A, K, H, P, ldp, i, p, j0, nc, epi);
+    for (; p < packets; ++p) tile<S, 2, 1, 1, R>(A, K, H, P, ldp, i, p, j0, nc, epi);
   }
   for (; i < B; ++i)  // single rows (the one row of B = 1, or the last of an odd remainder)
     for (Index p = 0; p < packets; p += 8)
-      row_tile<S, kSplitK>(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
+      row_tile<S, kSplitK, R>(std::min<Index>(8, packets - p), A, K, H, P, ldp, i, p, j0, nc, epi);
 }
 
 }  // namespace elman::recurrence

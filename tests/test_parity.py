@@ -21,7 +21,10 @@ FUNCTIONS = ["cell_forward", "cell_backward", "rnn_forward", "rnn_backward",
 # steps on the multithreaded path, (3, 300, ...) one step per chunk, (600, 1, ...) 256, 256, 88.
 SHAPES = [(1, 1, 1, 1), (1, 3, 4, 5), (5, 1, 3, 7), (4, 2, 1, 13), (3, 4, 6, 64), (6, 3, 5, 65),
           (2, 5, 3, 130), (0, 3, 4, 5), (3, 0, 4, 5), (3, 2, 0, 5), (3, 2, 4, 0), (20, 8, 16, 200),
-          (70, 8, 5, 130), (3, 300, 4, 9), (600, 1, 3, 20)]
+          (70, 8, 5, 130), (3, 300, 4, 9), (600, 1, 3, 20),
+          # one thread, 64 < H <= 128: W_hh^T in one panel, read backward at odd steps (float32
+          # on AVX-512), for one row, the 6- and 2-row tiles and a single leftover row
+          (9, 1, 7, 100), (8, 9, 3, 128), (5, 1, 2, 113)]
 
 
 def tol(dtype):
