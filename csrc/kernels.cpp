@@ -400,13 +400,18 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   // dz of the chunk's steps, then one more step: dz[t1], carried over from the chunk after it.
   const Workspace<S> work((chunk + 1) * step);
   S* const carry = work.get() + chunk * step;
-  const Panels<S> panel(H, H, N >= kPackMinRows);
+  // As in the forward: one panel when one thread runs the steps and H fits a tile's width, and
+  // the panels read from their end at odd steps.
+  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinParallelWork;
+  const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
+  const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
+  const Panels<S> panel(H, one_panel ? width : H, packed);
   // Each thread's workspace for the gradient products, enough for the largest of them.
   const Index chunk_rows = chunk * B, units = std::min(kGradUnits, H);
   const Index space = std::max({product_space<S>(std::min(kGradRows, chunk_rows), H, D, false),
                                 product_space<S>(units, chunk_rows, D, true),
                                 product_space<S>(units, chunk_rows, H, true), Index(1)});
-  const int threads = team_size(double(B) * H * H >= kMinParallelWork);
+  const int threads = team_size(shared);
   const Workspace<S> spaces(threads * space);
   region_of(threads, [&](bool team) {
     S* const mine = spaces.get() + thread_slot(team) * space;
@@ -418,7 +423,8 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
         // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
         for_blocks(team, col_blocks, [&](Index cb) {
           const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
-          if (panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
+          if (panel && !one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
+          if (one_panel && cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/false);
           const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz(T - 1), H, f};
           recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
         });
@@ -430,9 +436,15 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
                                                                  dz(t - 1), H, f}
                                : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
         const S* dz_t = dz(t);
-        for_blocks(team, col_blocks, [&](Index i) {
+        if (one_panel && (t & 1)) {
+          recurrence::block<S, true, true>(dz_t, B, H, H, panel[0], width, 0, H, epi);
+        } else if (one_panel) {
+          recurrence::block(dz_t, B, H, H, panel[0], width, 0, H, epi);
+        } else for_blocks(team, col_blocks, [&](Index i) {
           const Index cb = zigzag(team, t, i, col_blocks);
           const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+          if (panel && !shared && (t & 1))  // rows in reverse (see zigzag)
+            return recurrence::block<S, true, true>(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
           if (panel) return recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
           auto g = view(epi.out + j0, B, nc, H);
           if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
