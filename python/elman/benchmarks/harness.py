@@ -179,8 +179,8 @@ def run_benchmark(suite, threads=2, libraries=LIBRARIES, command=None, log=_log)
 
 def _gemm_samples(pool, suite):
     """Seconds per float32 GEMM (n x n times n x n) of every sample, per library: NumPy's BLAS
-    (the reference's worker, labelled "numpy") and torch."""
-    specs = {name: [("gemm", suite.gemm_n)] for name in ("reference", "torch") if pool.has(name)}
+    (the reference's worker, labelled "numpy"), torch and elman's own product."""
+    specs = {name: [("gemm", suite.gemm_n)] for name in ("reference", "torch", "elman") if pool.has(name)}
     if not specs:
         return {}
     measured = measure(pool, specs, suite, "gemm", check=False)
