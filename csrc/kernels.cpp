@@ -50,6 +50,13 @@ constexpr Index kColBlock = 64;    // hidden units per task in the recurrence
 constexpr Index kRowBlock = 256;   // rows per task in whole-sequence GEMMs
 // Below this many multiply-adds between two barriers, a second thread costs more than it saves.
 constexpr double kMinParallelWork = 131072.0;
+// The backward's steps are shared from half that: its one-thread alternative has no second core
+// to overlap with (the forward's projects the inputs ahead), and the team is woken for its
+// gradient products anyway. Zen 5, T = 100, backward, against the steps on one thread and the
+// products on the team: B = 4, H = 128 0.25 -> 0.21 ms, B = 1, H = 256 0.32-0.33 -> 0.27-0.29 ms;
+// from a quarter of kMinParallelWork (B = 1, H = 192) sharing gained nothing. (Not measured on a
+// Zen 4, whose two cores hand a value over and back in ~420 ns.)
+constexpr double kMinSharedBackwardStep = kMinParallelWork / 2;
 
 Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 
@@ -402,7 +409,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   S* const carry = work.get() + chunk * step;
   // As in the forward: one panel when one thread runs the steps and H fits a tile's width, and
   // the panels read from their end at odd steps.
-  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinParallelWork;
+  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinSharedBackwardStep;
   const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
   const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
   const Panels<S> panel(H, one_panel ? width : H, packed);
@@ -411,17 +418,25 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   const Index space = std::max({product_space<S>(std::min(kGradRows, chunk_rows), H, D, false),
                                 product_space<S>(units, chunk_rows, D, true),
                                 product_space<S>(units, chunk_rows, H, true), Index(1)});
-  const int threads = team_size(shared);
+  // Steps too small to share run on one thread, but the chunks' gradient products still take the
+  // team when they are worth waking it for (as the forward's overlap): at B = 1, H = 256 they are
+  // three quarters of the backward's multiply-adds. The team's other threads wait at a barrier
+  // while the first runs the steps; every product's result depends only on its data, so the bits
+  // are those of a one-thread backward.
+  const double product_work = double(N) * H * (H + D + (dx ? D : 0));
+  const int threads = team_size(shared || product_work >= kMinOverlapWork);
   const Workspace<S> spaces(threads * space);
   region_of(threads, [&](bool team) {
     S* const mine = spaces.get() + thread_slot(team) * space;
+    const bool steps_team = team && shared;  // the team shares the steps, else one thread runs them
+    const bool runs_steps = steps_team || thread_slot(team) == 0;
     for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
       const Index rows = (t1 - t0) * B;
       const auto dz = [&](Index t) { return t == t1 ? carry : work.get() + (t - t0) * step; };
-      if (t1 == T) {
+      if (t1 == T && runs_steps) {
         // The panels W_hh[:, J], and the last step, which has no product:
         // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
-        for_blocks(team, col_blocks, [&](Index cb) {
+        for_blocks(steps_team, col_blocks, [&](Index cb) {
           const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
           if (panel && !one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
           if (one_panel && cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/false);
@@ -431,7 +446,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
       }
       // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]) for the steps
       // of this chunk, and at the very start dh0 = dz[0] W_hh.
-      for (Index t = t1 == T ? T - 1 : t1; t > t0 || (t == 0 && t0 == 0); --t) {
+      for (Index t = t1 == T ? T - 1 : t1; runs_steps && (t > t0 || (t == 0 && t0 == 0)); --t) {
         const auto epi = t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step,
                                                                  dz(t - 1), H, f}
                                : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
@@ -440,8 +455,8 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
           recurrence::block<S, true, true>(dz_t, B, H, H, panel[0], width, 0, H, epi);
         } else if (one_panel) {
           recurrence::block(dz_t, B, H, H, panel[0], width, 0, H, epi);
-        } else for_blocks(team, col_blocks, [&](Index i) {
-          const Index cb = zigzag(team, t, i, col_blocks);
+        } else for_blocks(steps_team, col_blocks, [&](Index i) {
+          const Index cb = zigzag(steps_team, t, i, col_blocks);
           const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
           if (panel && !shared && (t & 1))  // rows in reverse (see zigzag)
             return recurrence::block<S, true, true>(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
@@ -459,6 +474,9 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
       // dW_xh = dz^T x, dW_hh = dz^T h_prev, db_h = column sums of dz, added to those of the
       // chunks after it (the first chunk done, the sequence's last, writes them). A task's result
       // depends only on its data, so a dynamic schedule balances them without changing a bit.
+      if (team && !steps_team) {
+#pragma omp barrier
+      }
       const bool first = t1 == T;
       const S* dz_c = dz(t0);
       const Index unit_tasks = blocks(H, kGradUnits), row_tasks = dx ? blocks(rows, kGradRows) : 0;

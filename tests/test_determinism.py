@@ -49,19 +49,25 @@ def test_set_num_threads_does_not_change_a_bit(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("T,B,D,H", [(400, 1, 40, 70), (120, 3, 50, 60), (25, 1, 65, 100)])
+@pytest.mark.parametrize("T,B,D,H", [(400, 1, 40, 70), (120, 3, 50, 60), (25, 1, 65, 100), (20, 4, 16, 130)])
 def test_small_steps_do_not_change_a_bit_with_threads(T, B, D, H, dtype):
     """Steps too small to share run on one thread while another projects the inputs of the steps
     ahead (with 2+ threads and at least 2^20 multiply-adds of projection, as the first two
-    shapes have): the results must be those of the one-thread path."""
+    shapes have), and in the backward while the team waits to share the gradient products (the
+    first two shapes again); the last shape's backward shares its steps (B*H*H = 67,600: from
+    half of the forward's threshold up) while its forward does not. The results must be those
+    of the one-thread path."""
     rng = np.random.default_rng(11)
     p = make_rnn_inputs(rng, T, B, D, H, dtype)
+    dhs = rng.standard_normal((T, B, H)).astype(dtype)
     before = elman.get_num_threads()
     try:
         results = set()
         for n in (1, 2, 3, 1, 2):
             elman.set_num_threads(n)
-            results.add(elman.rnn_forward(**p).tobytes())
+            hs = elman.rnn_forward(**p)
+            grads = elman.rnn_backward(dhs, p["x"], p["h0"], hs, p["W_xh"], p["W_hh"])
+            results.add(b"".join(a.tobytes() for a in (hs, *grads)))
         assert len(results) == 1
     finally:
         elman.set_num_threads(before)
