@@ -484,11 +484,15 @@ py::dict config() {
   c["isas"] = elman::dispatch::runnable();
   c["built_isas"] = elman::dispatch::built();
   c["num_threads"] = t.num_threads();
+  c["num_threads_source"] = t.num_threads_source();
   c["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
                "." + std::to_string(EIGEN_MINOR_VERSION);
   c["simd"] = t.simd;
   c["flags"] = t.flags;
-  c["openmp"] = t.openmp;
+  // OpenMP only sets the default thread count (OMP_NUM_THREADS, threadpoolctl): the threads are
+  // elman's own (team.h), with or without it.
+  c["openmp"] = t.openmp != 0;
+  c["openmp_version"] = t.openmp ? py::object(py::int_(t.openmp)) : py::object(py::none());
   c["compiler"] = std::string(__VERSION__);
   return c;
 }

@@ -13,7 +13,7 @@
 // Conventions: outputs first, then const inputs, then sizes. Pointers are never null unless
 // said; arrays of zero elements are allowed everywhere. Gradients are written, not accumulated.
 // Work is split by fixed-size blocks of data, never by thread count, so results are
-// bit-identical for any number of OpenMP threads. No kernel allocates inside a time loop.
+// bit-identical for any number of threads (team.h). No kernel allocates inside a time loop.
 #pragma once
 
 #include <cstddef>
@@ -80,18 +80,19 @@ struct KernelTable {
   const char* isa;           // "baseline", "avx2" or "avx512"
   const char* simd;          // the instruction sets Eigen and the compiler use in this build
   const char* flags;         // the compiler flags of this build
-  int openmp;                // the OpenMP version (_OPENMP) it was compiled against
+  int openmp;                // the OpenMP version (_OPENMP) it was compiled against, 0 without
   Kernels<float> f32;
   Kernels<double> f64;
-  void (*set_num_threads)(int n);  // threads of the kernels' parallel regions; 0: OpenMP's default
-  int (*num_threads)();            // what a parallel region of this build would use now
+  void (*set_num_threads)(int n);  // threads of the kernels' jobs (team.h); 0: the default
+  int (*num_threads)();            // what a job of this build would use now
+  const char* (*num_threads_source)();  // where that number comes from (team.h)
   // Where the kernels' workspaces come from: elman._core's cache of blocks (array_memory.h), set
   // once at import, so that a workspace is reused across calls rather than faulted in each time.
   void (*use_memory)(array_memory::Block* (*acquire)(std::size_t bytes),
                      void (*release)(array_memory::Block* block) noexcept);
 };
 
-constexpr int kKernelAbi = 3;  // bumped whenever KernelTable or a kernel signature changes
+constexpr int kKernelAbi = 4;  // bumped whenever KernelTable or a kernel signature changes
 
 // Defined by each kernel build (kernels.cpp).
 const KernelTable& kernel_table();

@@ -1,19 +1,19 @@
 // The fused kernels declared in elman.h (shape legend there).
 //
-// Parallel layout: one OpenMP region per call. Whole-sequence GEMMs are split into fixed blocks
-// of kRowBlock rows; the recurrence is split into fixed blocks of kColBlock hidden units, each
-// computed by one task per step, with the implicit barrier of `omp for` between steps. A static
-// schedule hands every thread the same blocks at every step, so its rows of W_hh stay in its
-// cache. Since a block's result depends only on its data, results are bit-identical for any
-// number of threads.
+// Parallel layout: one job of the team (team.h) per call. Whole-sequence GEMMs are split into
+// fixed blocks of kRowBlock rows, taken as members come free; the recurrence is split into fixed
+// tasks of kColBlock hidden units (and, for large batches, of rows), one phase of tasks per step:
+// each member first takes its own tasks, the same at every step, so its rows of W_hh stay in its
+// cache, then any left, and a step ends when its tasks are counted done. Since a task's result
+// depends only on its data, results are bit-identical for any number of threads and any
+// interleaving.
 #include "elman.h"
 
 #include <Eigen/Dense>
 
 #include "pointwise.h"
 #include "recurrence.h"
-
-#include <omp.h>
+#include "team.h"
 
 #include <algorithm>
 #include <atomic>
@@ -60,56 +60,24 @@ constexpr double kMinSharedBackwardStep = kMinParallelWork / 2;
 
 Index blocks(Index n, Index block) { return (n + block - 1) / block; }
 
-// body(i) for i in [0, n): shared by the team when `team` (called inside a parallel region; the
-// implicit barrier ends it unless kNoWait), else a plain loop. Small problems take the plain
-// loop: even a one-thread OpenMP barrier costs a futex system call per step.
-// kDynamic: handed out as threads come free (for tasks whose sizes differ; never used where a
-// thread should keep the same blocks from one step to the next), with the barrier.
-enum Wait { kBarrier, kNoWait, kDynamic };
-template <Wait wait = kBarrier, typename Body>
-void for_blocks(bool team, Index n, Body&& body) {
-  if (!team) {
-    for (Index i = 0; i < n; ++i) body(i);
-  } else if (wait == kDynamic) {
-#pragma omp for schedule(dynamic, 1)
-    for (Index i = 0; i < n; ++i) body(i);
-  } else if (wait == kNoWait) {
-#pragma omp for schedule(static) nowait
-    for (Index i = 0; i < n; ++i) body(i);
-  } else {
-#pragma omp for schedule(static)
-    for (Index i = 0; i < n; ++i) body(i);
-  }
+using team::Member;
+using team::Steps;
+using team::Tasks;
+
+// Threads of a job that is worth a second thread only when `parallel`.
+int team_size(bool parallel) { return parallel ? team::num_threads() : 1; }
+
+// Runs body(m) as one job of `threads` threads (team::run).
+template <typename Body>
+void job(int threads, Body&& body) { team::run(threads, body); }
+
+// body(task) for every task of `tasks`, shared by the members as they come free; returns when all
+// are done (false for a worker whose job ended meanwhile: it must return at once).
+template <typename Body>
+bool for_tasks(Member& m, Tasks& tasks, Body&& body) {
+  tasks.take(m, body);
+  return m.wait([&] { return tasks.done(); });
 }
-
-// Threads of a parallel region: set by elman.set_num_threads (shared by every Python thread),
-// else OpenMP's default for the calling thread (OMP_NUM_THREADS, threadpoolctl).
-std::atomic<int> g_threads{0};
-int num_threads() {
-  const int n = g_threads.load(std::memory_order_relaxed);
-  // Capped: OpenMP crashes instead of refusing a team of, say, OMP_NUM_THREADS=200000.
-  return std::min(n > 0 ? n : omp_get_max_threads(), 1024);
-}
-
-// run(team) inside one parallel region of at most `threads` threads (1: serially, no region).
-template <typename Run>
-void region_of(int threads, Run&& run) {
-  if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-    run(true);
-  } else {
-    run(false);
-  }
-}
-
-// The threads of a region that is parallel only when the work is worth a second thread.
-int team_size(bool parallel) { return parallel ? num_threads() : 1; }
-
-template <typename Run>
-void region(bool parallel, Run&& run) { region_of(team_size(parallel), run); }
-
-// The calling thread's index in a region (0 outside one): which slice of a per-thread workspace.
-int thread_slot(bool team) { return team ? omp_get_thread_num() : 0; }
 
 // Where workspaces come from (KernelTable::use_memory): elman._core's cache once it is set.
 // Until then (a kernel build loaded on its own), plain allocations; a Block is freed the same way
@@ -191,20 +159,29 @@ struct Panels {
 
 // The i-th block of step t for a thread that runs all `n` blocks of every step alone: in reverse
 // order every other step, and each block's panel then read from its end (tile's kReverse), so the
-// step starts with the rows the last one ended with. When the panels do not fit in L1 (H = 144 at
-// B = 1: 58 KB of W_hh against 32 KB), a plain cyclic order evicts each row just before it is read
-// again (B = 1: H = 144 895 -> 804 ns per step, H = 256 2570 -> 2480). Each block is computed
-// alone, so the block order changes no result; the reversed k order does (a fixed one per step
-// parity, chosen by the shapes alone). Shared steps keep their fixed blocks, in k order.
-inline Index zigzag(bool team, Index t, Index i, Index n) { return !team && (t & 1) ? n - 1 - i : i; }
+// step starts with the rows the last one ended with. When the panels do not fit in L1, a plain
+// cyclic order evicts each row just before it is read again (docs/performance.md). Each block is
+// computed alone, so the block order changes no result; the reversed k order does (a fixed one per
+// step parity, chosen by the shapes alone). Shared steps keep their fixed tasks, in k order.
+inline Index zigzag(Index t, Index i, Index n) { return (t & 1) ? n - 1 - i : i; }
 
-// Spins until `flag` is set by another thread (a short wait: the flagged work is small).
-inline void wait_for(const std::atomic<int>& flag) {
-  while (!flag.load(std::memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
+// Rows of the batch per task of a shared step. A step has blocks(H, kColBlock) tasks of whole
+// columns; from B >= 16 and H >= 256 each is split by rows too, into blocks of about kRowTask rows
+// (two of the tiles' 6), so that a step has tasks enough for many cores (docs/performance.md:
+// B = 32, H = 256: 4 -> 12 tasks; B = 128, H = 1024: 16 -> 176). By the shapes alone: how a row is
+// summed depends on the tile it falls in, so never on the thread count.
+constexpr Index kRowTask = 12;
+Index step_rows(Index B, Index H) {
+  if (B < 16 || H < 256) return B;
+  const Index parts = blocks(B, kRowTask);
+  return blocks(blocks(B, parts), 2) * 2;
+}
+
+// Copies rows x cols of `from` (rows ldf apart) to `to` (rows ldt apart): a task's result from a
+// member's scratch to its place (team.h, Steps).
+template <typename S>
+void copy_rows(S* to, Index ldt, const S* from, Index ldf, Index rows, Index cols) {
+  for (Index i = 0; i < rows; ++i) std::copy_n(from + i * ldf, cols, to + i * ldt);
 }
 
 // Rows of the hoisted projection per task when it runs beside a one-thread recurrence: small, so
@@ -220,14 +197,14 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
   const Index N = T * B;
   if (N == 0 || H == 0) return;
   const Index col_blocks = blocks(H, kColBlock);
-  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinParallelWork;
+  // Steps are shared from kMinParallelWork multiply-adds, on the packed panels (the rows of a
+  // short sequence's in-place Eigen product are not tasks of their own).
+  const bool packed = N >= kPackMinRows, shared = packed && double(B) * H * H >= kMinParallelWork;
   // One thread runs every step and all of it fits one register tile's width (up to 8 packets:
   // 64 < H <= 128 in float on AVX-512): W_hh^T as a single panel, read forward at even steps and
   // backward at odd ones, so that each step starts on the rows the last one ended with (the
-  // panel, 45 KB at H = 100, is larger than L1; B = 1, one thread, tanh: H = 100 425 -> 365 ns per
-  // step, H = 128 606 -> 547, against blocks of 64 units in alternating order). The choice
-  // depends only on the shapes (and the direction on the step), so results still do not depend
-  // on the thread count.
+  // panel, 45 KB at H = 100, is larger than L1). The choice depends only on the shapes (and the
+  // direction on the step), so results still do not depend on the thread count.
   const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
   const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
   const Panels<S> panel(H, one_panel ? width : H, packed), xpanel(D, H, packed);
@@ -237,89 +214,149 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
     else if (cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/true);
     recurrence::pack_panel(xpanel[cb], kColBlock, W_xh, D, D, j0, nc, /*transpose=*/true);
   };
-  // The hoisted input projection of rows [r0, r0 + nr), bias included: hs = x W_xh^T + b_h.
-  // Each element is b_h + its k-sum in k order whichever rows are computed together (kSplitK
-  // false), so the rows may be grouped differently on different paths without changing a bit.
-  const auto project = [&](Index r0, Index nr) {
+  // The hoisted input projection of rows [r0, r0 + nr), bias included, into out[nr, H] (their
+  // place in hs, or a member's scratch): x W_xh^T + b_h. Each element is b_h + its k-sum in k
+  // order whichever rows are computed together (kSplitK false), so the rows may be grouped
+  // differently on different paths without changing a bit.
+  const auto project = [&](Index r0, Index nr, S* out) {
     if (packed) {
-      const recurrence::BiasEpilogue<S> epi{b_h, hs + r0 * H, H};
+      const recurrence::BiasEpilogue<S> epi{b_h, out, H};
       for (Index cb = 0; cb < col_blocks; ++cb) {
         const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
         recurrence::block<S, false>(x + r0 * D, nr, D, D, xpanel[cb], kColBlock, j0, nc, epi);
       }
       return;
     }
-    auto z = view(hs + r0 * H, nr, H, H);
+    auto z = view(out, nr, H, H);
     z.rowwise() = ConstRow<S>(b_h, H);
     z.noalias() += view(x + r0 * D, nr, D, D) * view(W_xh, H, D, D).transpose();
   };
-  // Step t of the recurrence: hs[t] = f(hs[t] + hs[t-1] W_hh^T), block by block of hidden units.
-  const auto step = [&](bool team, Index t) {
+
+  if (shared) {
+    // Task i of step t: rows [r0, r0 + nr) of the block cb of hidden units (cb-major, so that a
+    // member's own range of tasks covers few blocks of W_hh), into `out`: in place, or a member's
+    // scratch [nr, kColBlock] from which publish copies it.
+    const Index rows = step_rows(B, H), row_tasks = blocks(B, rows), n = col_blocks * row_tasks;
+    struct Where { Index r0, nr, j0, nc, cb; };
+    const auto where = [&](Index i) {
+      const Index cb = i / row_tasks, r0 = (i % row_tasks) * rows, j0 = cb * kColBlock;
+      return Where{r0, std::min(rows, B - r0), j0, std::min(kColBlock, H - j0), cb};
+    };
+    const auto task = [&](Index t, Index i, S* scratch) {
+      const Where w = where(i);
+      const S* h_prev = (t == 0 ? h0 : hs + (t - 1) * B * H) + w.r0 * H;
+      S* const pre = hs + t * B * H + w.r0 * H;
+      const recurrence::ForwardEpilogue<S> epi =
+          scratch ? recurrence::ForwardEpilogue<S>{pre, scratch, H, f, kColBlock, w.j0}
+                  : recurrence::ForwardEpilogue<S>{pre, pre, H, f};
+      recurrence::block(h_prev, w.nr, H, H, panel[w.cb], kColBlock, w.j0, w.nc, epi);
+    };
+    const int threads = team_size(true);
+    const Workspace<S> scratch(Index(threads) * rows * kColBlock);
+    const std::unique_ptr<Steps::Slot[]> pack_slots(new Steps::Slot[size_t(col_blocks)]);
+    const std::unique_ptr<Steps::Slot[]> step_slots(new Steps::Slot[size_t(n)]);
+    Steps packing(col_blocks, pack_slots.get()), steps(n, step_slots.get());
+    Tasks projection(blocks(N, kRowBlock));
+    job(threads, [&](Member& m) {
+      // Each member packs the W_hh panels of the tasks it owns, so they start in its cache.
+      if (!packing.phase(m, 0, false, pack, [](Index) {})) return;
+      if (!for_tasks(m, projection, [&](Index rb) {
+            const Index r0 = rb * kRowBlock;
+            project(r0, std::min(kRowBlock, N - r0), hs + r0 * H);
+          }))
+        return;
+      if (m.alone()) {  // every task in place, in order
+        for (Index t = 0; t < T; ++t)
+          for (Index i = 0; i < n; ++i) task(t, i, nullptr);
+        return;
+      }
+      S* const mine = scratch.get() + m.slot() * rows * kColBlock;
+      for (Index t = steps.phases_done(); t < T; t = std::max(t + 1, steps.phases_done())) {
+        steps.phase(m, t, /*rescue=*/true, [&](Index i) { task(t, i, mine); }, [&](Index i) {
+          const Where w = where(i);
+          copy_rows(hs + t * B * H + w.r0 * H + w.j0, H, mine, kColBlock, w.nr, w.nc);
+        });
+      }
+    });
+    return;
+  }
+
+  // Steps too small to share: one thread runs them all, hs[t] = f(hs[t] + hs[t-1] W_hh^T).
+  const auto step = [&](Index t) {
     const S* h_prev = t == 0 ? h0 : hs + (t - 1) * B * H;
     const recurrence::ForwardEpilogue<S> epi{hs + t * B * H, hs + t * B * H, H, f};
     if (one_panel && (t & 1)) return recurrence::block<S, true, true>(h_prev, B, H, H, panel[0], width, 0, H, epi);
     if (one_panel) return recurrence::block(h_prev, B, H, H, panel[0], width, 0, H, epi);
-    for_blocks(team, col_blocks, [&](Index i) {
-      const Index cb = zigzag(team, t, i, col_blocks);
+    for (Index i = 0; i < col_blocks; ++i) {
+      const Index cb = zigzag(t, i, col_blocks);
       const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-      if (packed && !shared && (t & 1))  // rows in reverse (see zigzag); by shape, not by team
-        return recurrence::block<S, true, true>(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-      if (packed) return recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-      auto z = view(hs + t * B * H + j0, B, nc, H);
-      z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
-      for (Index i = 0; i < B; ++i) pointwise::activate_row(z.data() + i * H, nc, f);
-    });
-  };
-
-  if (shared) {  // the team shares every step
-    region(true, [&](bool team) {
-      // The static schedule gives each thread the same blocks here and in the recurrence, so it
-      // packs the W_hh panels it will read.
-      if (packed) for_blocks(team, col_blocks, pack);
-      for_blocks(team, blocks(N, kRowBlock), [&](Index rb) {
-        project(rb * kRowBlock, std::min(kRowBlock, N - rb * kRowBlock));
-      });
-      for (Index t = 0; t < T; ++t) step(team, t);
-    });
-    return;
-  }
-  // Steps too small to share: one thread runs the recurrence while the others project the inputs
-  // of the steps ahead of it, in tasks of whole steps taken in order; the recurrence thread waits
-  // for a step's task only when it cannot take an untaken one itself.
-  const Index task_steps = std::max<Index>(1, kOverlapRows / B), tasks = blocks(T, task_steps);
-  const int threads = packed && double(N) * D * H >= kMinOverlapWork ? std::min(num_threads(), 2) : 1;
-  if (threads < 2) {
-    if (packed) for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
-    project(0, N);
-    for (Index t = 0; t < T; ++t) step(false, t);
-    return;
-  }
-  for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
-  std::atomic<Index> next_task{0};
-  const std::unique_ptr<std::atomic<int>[]> done(new std::atomic<int>[size_t(tasks)]);
-  for (Index i = 0; i < tasks; ++i) done[i].store(0, std::memory_order_relaxed);
-  const auto take_task = [&]() {  // false when every task has been taken
-    const Index task = next_task.fetch_add(1, std::memory_order_relaxed);
-    if (task >= tasks) return false;
-    const Index t0 = task * task_steps, t1 = std::min(T, t0 + task_steps);
-    project(t0 * B, (t1 - t0) * B);
-    done[task].store(1, std::memory_order_release);
-    return true;
-  };
-#pragma omp parallel num_threads(threads)
-  {
-    if (omp_get_thread_num() == 0) {
-      for (Index t = 0; t < T; ++t) {
-        const Index task = t / task_steps;
-        while (!done[task].load(std::memory_order_acquire))
-          if (!take_task()) wait_for(done[task]);
-        step(false, t);
-      }
-    } else {
-      while (take_task()) {
+      if (packed && (t & 1)) {  // rows in reverse (see zigzag); by shape, not by team
+        recurrence::block<S, true, true>(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+      } else if (packed) {
+        recurrence::block(h_prev, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+      } else {
+        auto z = view(hs + t * B * H + j0, B, nc, H);
+        z.noalias() += view(h_prev, B, H, H) * view(W_hh + j0 * H, nc, H, H).transpose();
+        for (Index r = 0; r < B; ++r) pointwise::activate_row(z.data() + r * H, nc, f);
       }
     }
+  };
+  const Index task_steps = std::max<Index>(1, kOverlapRows / B), tasks = blocks(T, task_steps);
+  const int threads = packed && double(N) * D * H >= kMinOverlapWork ? std::min(team_size(true), 2) : 1;
+  if (threads < 2) {
+    if (packed) for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
+    project(0, N, hs);
+    for (Index t = 0; t < T; ++t) step(t);
+    return;
   }
+  // The recurrence on the caller while the other member projects the inputs of the steps ahead,
+  // in tasks of whole steps taken in order. A task is computed into the member's scratch and
+  // published by the first to finish it (state 0 -> 1 -> 2): when the recurrence reaches a task
+  // another member holds, it waits about one task's time, then computes it itself.
+  for (Index cb = 0; cb < col_blocks; ++cb) pack(cb);
+  const Index task_rows = task_steps * B;
+  const Workspace<S> scratch(Index(threads) * task_rows * H);
+  const std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[size_t(tasks)]);
+  for (Index i = 0; i < tasks; ++i) state[i].store(0, std::memory_order_relaxed);
+  std::atomic<Index> next_task{0};
+  job(threads, [&](Member& m) {
+    S* const mine = scratch.get() + m.slot() * task_rows * H;
+    team::Clock::duration task_time = std::chrono::microseconds(2);
+    const auto compute = [&](Index k) {  // task k into mine; published unless another was first
+      const auto start = team::Clock::now();
+      const Index t0 = k * task_steps, nr = (std::min(T, t0 + task_steps) - t0) * B;
+      project(t0 * B, nr, mine);
+      int expected = 0;
+      if (state[k].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        std::copy_n(mine, nr * H, hs + t0 * B * H);
+        state[k].store(2, std::memory_order_release);
+        m.notify();
+      }
+      task_time = team::Clock::now() - start;
+    };
+    const auto take = [&] {  // the next task nobody has taken, if any
+      if (next_task.load(std::memory_order_relaxed) >= tasks) return false;
+      const Index k = next_task.fetch_add(1, std::memory_order_relaxed);
+      if (k < tasks) compute(k);
+      return k < tasks;
+    };
+    if (m.slot() != 0) {
+      while (take()) {
+      }
+      return;
+    }
+    for (Index t = 0; t < T; ++t) {
+      const Index k = t / task_steps;
+      const auto ready = [&] { return state[k].load(std::memory_order_acquire) == 2; };
+      while (!ready()) {
+        if (take()) continue;
+        if (Member::spin(ready, 2 * task_time)) break;
+        if (state[k].load(std::memory_order_acquire) == 0) compute(k);  // its holder is away
+        else m.wait(ready);  // being published: only the copy is left
+      }
+      step(t);
+    }
+  });
 }
 
 // C[rows, cols] (+)= A[rows, K] P[K, cols] on the register tiles of recurrence.h: A[rows, K] with
@@ -383,12 +420,13 @@ void product(S* C, Index ldc, bool accumulate, const S* A, Index lda, Index rows
 // kGradRows rows of dx (multiples of the tiles' 6 rows; small enough for two threads to balance).
 constexpr Index kGradUnits = 48, kGradRows = 96;
 
-// The backward holds the pre-activation gradients dz for a chunk of whole steps at a time: the dh
-// recurrence fills a chunk, the gradient GEMMs consume it, then the next (earlier) chunk is filled.
-// Whole-sequence dz would add T*B*H to the memory of a pass (as much as hs itself). A chunk has at
-// least kChunkRows rows (GEMMs of a few hundred rows run near the machine's peak) and is at least
-// 1/kMaxChunks of the sequence (each chunk re-reads and re-writes dW_xh and dW_hh, 6 MiB at
-// H = 1024: with 2-step chunks at B = 128 that traffic cost 14% of the backward).
+// The backward holds the pre-activation gradients dz for two chunks of whole steps at a time: the
+// dh recurrence fills one chunk while the gradient GEMMs consume the one after it in time, which
+// the recurrence filled before. Whole-sequence dz would add T*B*H to the memory of a pass (as much
+// as hs itself). A chunk has at least kChunkRows rows (GEMMs of a few hundred rows run near the
+// machine's peak) and is at least 1/kMaxChunks of the sequence (each chunk re-reads and re-writes
+// dW_xh and dW_hh, 6 MiB at H = 1024: with 2-step chunks at B = 128 that traffic cost 14% of the
+// backward).
 constexpr Index kChunkRows = 256, kMaxChunks = 8;
 
 template <typename S>
@@ -404,103 +442,204 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
   }
   const Index step = B * H, col_blocks = blocks(H, kColBlock);
   const Index chunk = std::min(T, std::max({kChunkRows / B, blocks(T, kMaxChunks), Index(1)}));  // steps
-  // dz of the chunk's steps, then one more step: dz[t1], carried over from the chunk after it.
-  const Workspace<S> work((chunk + 1) * step);
-  S* const carry = work.get() + chunk * step;
+  // Chunk k, in the order they are done (k = 0 is the sequence's last), holds steps [t0(k), t1(k)).
+  const Index chunks = blocks(T, chunk);
+  const auto t0_of = [&](Index k) { return (chunks - 1 - k) * chunk; };
+  const auto t1_of = [&](Index k) { return std::min(T, t0_of(k) + chunk); };
+  const Workspace<S> work(std::min<Index>(chunks, 2) * chunk * step);
+  const auto dz = [&](Index t) {  // dz[t], in the buffer of its chunk (chunks alternate buffers)
+    const Index c = t / chunk;
+    return work.get() + ((chunks - 1 - c) % 2) * chunk * step + (t - c * chunk) * step;
+  };
   // As in the forward: one panel when one thread runs the steps and H fits a tile's width, and
   // the panels read from their end at odd steps.
-  const bool packed = N >= kPackMinRows, shared = double(B) * H * H >= kMinSharedBackwardStep;
+  const bool packed = N >= kPackMinRows, shared = packed && double(B) * H * H >= kMinSharedBackwardStep;
   const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
   const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
   const Panels<S> panel(H, one_panel ? width : H, packed);
-  // Each thread's workspace for the gradient products, enough for the largest of them.
-  const Index chunk_rows = chunk * B, units = std::min(kGradUnits, H);
+  // Each member's workspace for the gradient products, enough for the largest of them.
+  const Index units = std::min(kGradUnits, H), chunk_rows = chunk * B;
   const Index space = std::max({product_space<S>(std::min(kGradRows, chunk_rows), H, D, false),
                                 product_space<S>(units, chunk_rows, D, true),
                                 product_space<S>(units, chunk_rows, H, true), Index(1)});
-  // Steps too small to share run on one thread, but the chunks' gradient products still take the
+  // Steps too small to share run on one member, but the chunks' gradient products still take the
   // team when they are worth waking it for (as the forward's overlap): at B = 1, H = 256 they are
-  // three quarters of the backward's multiply-adds. The team's other threads wait at a barrier
-  // while the first runs the steps; every product's result depends only on its data, so the bits
-  // are those of a one-thread backward.
+  // three quarters of the backward's multiply-adds. The other members take them while the first
+  // runs the next chunk's steps; every product's result depends only on its data, so the bits are
+  // those of a one-thread backward.
   const double product_work = double(N) * H * (H + D + (dx ? D : 0));
   const int threads = team_size(shared || product_work >= kMinOverlapWork);
   const Workspace<S> spaces(threads * space);
-  region_of(threads, [&](bool team) {
-    S* const mine = spaces.get() + thread_slot(team) * space;
-    const bool steps_team = team && shared;  // the team shares the steps, else one thread runs them
-    const bool runs_steps = steps_team || thread_slot(team) == 0;
-    for (Index t0 = (T - 1) / chunk * chunk, t1 = T; t0 >= 0; t1 = t0, t0 -= chunk) {
-      const Index rows = (t1 - t0) * B;
-      const auto dz = [&](Index t) { return t == t1 ? carry : work.get() + (t - t0) * step; };
-      if (t1 == T && runs_steps) {
-        // The panels W_hh[:, J], and the last step, which has no product:
-        // dz[T-1] = dhs[T-1] * f'(hs[T-1]).
-        for_blocks(steps_team, col_blocks, [&](Index cb) {
-          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step;
-          if (panel && !one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
-          if (one_panel && cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/false);
-          const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz(T - 1), H, f};
-          recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc, epi);
-        });
+
+  // ---- the dh recurrence, the only sequential part. Phase q of it (q = 0 .. T) writes dz[T-1-q]:
+  // q = 0 packs the panels W_hh[:, J] and writes dz[T-1] = dhs[T-1] * f'(hs[T-1]) (no product);
+  // q > 0 writes dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]) with t = T - q, and at the very
+  // end (t = 0) dh0 = dz[0] W_hh.
+  const auto epilogue = [&](Index t) {  // of the phase that reads dz[t] (t > T - 1: the first)
+    return t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step, dz(t - 1), H, f}
+                 : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
+  };
+  const auto last_step = [&](Index r0, Index nr, Index cb) {  // phase 0's part of rows r0.., block cb
+    const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0), last = (T - 1) * step + r0 * H;
+    const recurrence::BackwardEpilogue<S> epi{dhs + last, hs + last, dz(T - 1) + r0 * H, H, f};
+    recurrence::block<S>(nullptr, nr, 0, H, nullptr, 0, j0, nc, epi);
+  };
+  // The steps of chunk k on one member: the tiles' own orders (one panel, zigzag), or Eigen.
+  const auto steps_alone = [&](Index k) {
+    const Index t0 = t0_of(k), t1 = t1_of(k);
+    if (k == 0) {
+      for (Index cb = 0; cb < col_blocks; ++cb) {
+        const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+        if (panel && !one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
+        if (one_panel && cb == 0) recurrence::pack_panel(panel[0], width, W_hh, H, H, 0, H, /*transpose=*/false);
+        last_step(0, B, cb);
       }
-      // The only sequential part: dz[t-1] = (dhs[t-1] + dz[t] W_hh) * f'(hs[t-1]) for the steps
-      // of this chunk, and at the very start dh0 = dz[0] W_hh.
-      for (Index t = t1 == T ? T - 1 : t1; runs_steps && (t > t0 || (t == 0 && t0 == 0)); --t) {
-        const auto epi = t > 0 ? recurrence::BackwardEpilogue<S>{dhs + (t - 1) * step, hs + (t - 1) * step,
-                                                                 dz(t - 1), H, f}
-                               : recurrence::BackwardEpilogue<S>{nullptr, nullptr, dh0, H, f};
-        const S* dz_t = dz(t);
-        if (one_panel && (t & 1)) {
-          recurrence::block<S, true, true>(dz_t, B, H, H, panel[0], width, 0, H, epi);
-        } else if (one_panel) {
-          recurrence::block(dz_t, B, H, H, panel[0], width, 0, H, epi);
-        } else for_blocks(steps_team, col_blocks, [&](Index i) {
-          const Index cb = zigzag(steps_team, t, i, col_blocks);
-          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
-          if (panel && !shared && (t & 1))  // rows in reverse (see zigzag)
-            return recurrence::block<S, true, true>(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-          if (panel) return recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
-          auto g = view(epi.out + j0, B, nc, H);
-          if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
-          else g.setZero();
-          g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
-          if (epi.h) recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc,
-                                          recurrence::BackwardEpilogue<S>{epi.out, epi.h, epi.out, H, f});
-        });
-        if (t == 0) break;
-      }
-      // The chunk's rows of dz, consumed by GEMMs: its rows of dx = dz W_xh, and its terms of
-      // dW_xh = dz^T x, dW_hh = dz^T h_prev, db_h = column sums of dz, added to those of the
-      // chunks after it (the first chunk done, the sequence's last, writes them). A task's result
-      // depends only on its data, so a dynamic schedule balances them without changing a bit.
-      if (team && !steps_team) {
-#pragma omp barrier
-      }
-      const bool first = t1 == T;
-      const S* dz_c = dz(t0);
-      const Index unit_tasks = blocks(H, kGradUnits), row_tasks = dx ? blocks(rows, kGradRows) : 0;
-      for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
-        if (task >= unit_tasks) {  // rows r0.. of the chunk's dx
-          const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, rows - r0);
-          product<S, false>(dx + (t0 * B + r0) * D, D, false, dz_c + r0 * H, H, nr, H, W_xh, D, D, mine);
-          return;
-        }
-        const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, H - j0);
-        product<S, true>(dW_xh + j0 * D, D, !first, dz_c + j0, H, nj, rows, x + t0 * B * D, D, D, mine);
-        // h_prev of step t is hs[t-1], and h0 for t = 0.
-        if (t0 > 0) {
-          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, rows, hs + (t0 - 1) * step, H, H,
-                           mine);
-        } else {
-          product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, B, h0, H, H, mine);
-          product<S, true>(dW_hh + j0 * H, H, true, dz_c + step + j0, H, nj, rows - B, hs, H, H, mine);
-        }
-        add_column_sums(db_h + j0, view(dz_c + j0, rows, nj, H), first);
-        // dz[t0] is dz[t1] of the next chunk done: carried over (only this task reads these columns).
-        for (Index i = 0; i < B; ++i) std::copy_n(dz_c + i * H + j0, nj, carry + i * H + j0);
-      });
     }
+    for (Index t = k == 0 ? T - 1 : t1; t > t0 || (t == 0 && t0 == 0); --t) {
+      const auto epi = epilogue(t);
+      const S* dz_t = dz(t);
+      if (one_panel && (t & 1)) {
+        recurrence::block<S, true, true>(dz_t, B, H, H, panel[0], width, 0, H, epi);
+      } else if (one_panel) {
+        recurrence::block(dz_t, B, H, H, panel[0], width, 0, H, epi);
+      } else {
+        for (Index i = 0; i < col_blocks; ++i) {
+          const Index cb = zigzag(t, i, col_blocks);
+          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+          if (panel && (t & 1)) {  // rows in reverse (see zigzag)
+            recurrence::block<S, true, true>(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+          } else if (panel) {
+            recurrence::block(dz_t, B, H, H, panel[cb], kColBlock, j0, nc, epi);
+          } else {
+            auto g = view(epi.out + j0, B, nc, H);
+            if (epi.dh_out) g = view(epi.dh_out + j0, B, nc, H);
+            else g.setZero();
+            g.noalias() += view(dz_t, B, H, H) * view(W_hh + j0, H, nc, H);
+            if (epi.h) recurrence::block<S>(nullptr, B, 0, H, nullptr, 0, j0, nc,
+                                            recurrence::BackwardEpilogue<S>{epi.out, epi.h, epi.out, H, f});
+          }
+        }
+      }
+      if (t == 0) break;
+    }
+  };
+  // Shared steps: task i of a phase is rows [r0, r0 + nr) of block cb (as in the forward).
+  const Index rows = shared ? step_rows(B, H) : B, row_tasks = blocks(B, rows), n = col_blocks * row_tasks;
+  const Workspace<S> scratch(shared ? Index(threads) * rows * kColBlock : 0);
+  const std::unique_ptr<Steps::Slot[]> step_slots(new Steps::Slot[size_t(shared ? n : 1)]);
+  Steps steps(shared ? n : 1, step_slots.get());
+  const auto shared_task = [&](Index q, Index i, S* scratch_m) {  // into scratch_m, or in place
+    const Index cb = i / row_tasks, r0 = (i % row_tasks) * rows, nr = std::min(rows, B - r0);
+    const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
+    if (q == 0) {
+      if (r0 == 0) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/false);
+      return last_step(r0, nr, cb);
+    }
+    auto epi = epilogue(T - q);
+    if (epi.dh_out) epi.dh_out += r0 * H, epi.h += r0 * H;
+    if (scratch_m) epi.out = scratch_m, epi.ldo = kColBlock, epi.col0 = j0;
+    else epi.out += r0 * H;
+    recurrence::block(dz(T - q) + r0 * H, nr, H, H, panel[cb], kColBlock, j0, nc, epi);
+  };
+  // The last phase of chunk k's steps (the very last writes dh0).
+  const auto last_phase_of = [&](Index k) { return k == chunks - 1 ? T : T - 1 - t0_of(k); };
+  std::atomic<Index> stepped{0};  // chunks whose steps are done, when one member runs them
+  const auto chunks_stepped = [&]() -> Index {
+    if (!shared) return stepped.load(std::memory_order_acquire);
+    const Index done = steps.phases_done();
+    Index k = 0;
+    while (k < chunks && last_phase_of(k) < done) ++k;
+    return k;
+  };
+
+  // ---- the gradient products of chunk k: its rows of dx = dz W_xh, and its terms of
+  // dW_xh = dz^T x, dW_hh = dz^T h_prev, db_h = column sums of dz, added to those of the chunks
+  // done before it (the first chunk done, the sequence's last, writes them). A task's result
+  // depends only on its data, so they are taken as members come free without changing a bit; a
+  // chunk's tasks are taken once every task of the chunk before it is done, so that each term is
+  // added in the same order.
+  const std::unique_ptr<Tasks[]> products(new Tasks[size_t(chunks)]);
+  const Index unit_tasks = blocks(H, kGradUnits);
+  for (Index k = 0; k < chunks; ++k)
+    products[k].reset(unit_tasks + (dx ? blocks((t1_of(k) - t0_of(k)) * B, kGradRows) : 0));
+  const auto product_task = [&](Index k, Index task, S* mine) {
+    const Index t0 = t0_of(k), rows_k = (t1_of(k) - t0) * B;
+    const bool first = k == 0;
+    const S* dz_c = dz(t0);
+    if (task >= unit_tasks) {  // rows r0.. of the chunk's dx
+      const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, rows_k - r0);
+      product<S, false>(dx + (t0 * B + r0) * D, D, false, dz_c + r0 * H, H, nr, H, W_xh, D, D, mine);
+      return;
+    }
+    const Index j0 = task * kGradUnits, nj = std::min(kGradUnits, H - j0);
+    product<S, true>(dW_xh + j0 * D, D, !first, dz_c + j0, H, nj, rows_k, x + t0 * B * D, D, D, mine);
+    // h_prev of step t is hs[t-1], and h0 for t = 0.
+    if (t0 > 0) {
+      product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, rows_k, hs + (t0 - 1) * step, H, H, mine);
+    } else {
+      product<S, true>(dW_hh + j0 * H, H, !first, dz_c + j0, H, nj, B, h0, H, H, mine);
+      product<S, true>(dW_hh + j0 * H, H, true, dz_c + step + j0, H, nj, rows_k - B, hs, H, H, mine);
+    }
+    add_column_sums(db_h + j0, view(dz_c + j0, rows_k, nj, H), first);
+  };
+
+  // ---- the schedule. Chunk k's steps may start when the products of chunk k - 2 (which used its
+  // buffer) are done; its products, when its steps and the products of chunk k - 1 are done. A
+  // member runs steps when it can (they are the critical path), else takes products.
+  const auto may_step = [&](Index k) { return k < chunks && (k < 2 || products[k - 2].done()); };
+  const auto may_take = [&](Index k) {
+    return k < chunks && chunks_stepped() > k && (k == 0 || products[k - 1].done()) && products[k].left();
+  };
+  job(threads, [&](Member& m) {
+    S* const mine = spaces.get() + m.slot() * space;
+    S* const scratch_m = shared && !m.alone() ? scratch.get() + m.slot() * rows * kColBlock : nullptr;
+    const bool runs_steps = shared || m.slot() == 0;
+    Index ks = 0, kp = 0;  // the next chunk this member steps, and whose products it looks at
+    const auto skip_taken = [&] {
+      while (kp < chunks && !products[kp].left()) ++kp;
+    };
+    const auto finished = [&] { return kp >= chunks && (!runs_steps || std::max(ks, chunks_stepped()) >= chunks); };
+    const auto can_go_on = [&] {
+      skip_taken();
+      return finished() || (runs_steps && may_step(std::max(ks, chunks_stepped()))) || may_take(kp);
+    };
+    for (;;) {
+      if (runs_steps) ks = std::max(ks, chunks_stepped());
+      skip_taken();
+      if (runs_steps && may_step(ks)) {
+        if (!shared) {
+          steps_alone(ks);
+          stepped.store(ks + 1, std::memory_order_release);
+          m.notify();
+        } else {
+          const Index last = last_phase_of(ks);
+          for (Index q = std::max(ks == 0 ? 0 : T - t1_of(ks), steps.phases_done()); q <= last;
+               q = std::max(q + 1, steps.phases_done())) {
+            // Phase 0 packs the panels in place: it is waited for, not computed twice.
+            const bool rescue = q > 0 && scratch_m;
+            const bool in = steps.phase(m, q, rescue, [&](Index i) { shared_task(q, i, rescue ? scratch_m : nullptr); },
+                                        [&](Index i) {
+                                          const Index cb = i / row_tasks, r0 = (i % row_tasks) * rows;
+                                          const Index j0 = cb * kColBlock;
+                                          copy_rows(epilogue(T - q).out + r0 * H + j0, H, scratch_m, kColBlock,
+                                                    std::min(rows, B - r0), std::min(kColBlock, H - j0));
+                                        });
+            if (!in) return;
+          }
+        }
+        ++ks;
+        continue;
+      }
+      if (may_take(kp)) {
+        const Index k = kp;
+        products[k].take(m, [&](Index task) { product_task(k, task, mine); });
+        continue;
+      }
+      if (finished()) break;
+      if (!m.wait(can_go_on)) return;
+    }
+    // The caller returns when every gradient is in place.
+    if (m.slot() == 0) m.wait([&] { return products[chunks - 1].done() && chunks_stepped() == chunks; });
   });
 }
 
@@ -511,12 +650,14 @@ void output_forward(S* ys, const S* hs, const S* W_hy, const S* b_y, Index N, In
   const Index col_blocks = blocks(O, kColBlock);
   const bool packed = N >= kPackMinRows;
   const Panels<S> panel(H, O, packed);  // W_hy[J, :]^T
-  region(double(N) * H * O >= kMinParallelWork, [&](bool team) {
-    if (packed) for_blocks(team, col_blocks, [&](Index cb) {
-      const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
-      recurrence::pack_panel(panel[cb], kColBlock, W_hy, H, H, j0, nc, /*transpose=*/true);
-    });
-    for_blocks(team, blocks(N, kRowBlock), [&](Index rb) {
+  Tasks packs(packed ? col_blocks : 0), row_blocks(blocks(N, kRowBlock));
+  job(team_size(double(N) * H * O >= kMinParallelWork), [&](Member& m) {
+    if (!for_tasks(m, packs, [&](Index cb) {
+          const Index j0 = cb * kColBlock, nc = std::min(kColBlock, O - j0);
+          recurrence::pack_panel(panel[cb], kColBlock, W_hy, H, H, j0, nc, /*transpose=*/true);
+        }))
+      return;
+    for_tasks(m, row_blocks, [&](Index rb) {
       const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
       auto y = view(ys + r0 * O, nr, O, O);
       if (packed) {
@@ -547,11 +688,12 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
                                 product_space<S>(std::min(kGradUnits, O), N, H, true), Index(1)});
   const int threads = team_size(double(N) * H * O >= kMinParallelWork);
   const Workspace<S> spaces(threads * space);
-  region_of(threads, [&](bool team) {
-    S* const mine = spaces.get() + thread_slot(team) * space;
-    if (g != OutputActivation::Identity) {
-      // dz = dys * g'(ys), from the stored outputs.
-      for_blocks(team, row_blocks, [&](Index rb) {
+  const Index unit_tasks = blocks(O, kGradUnits), row_tasks = blocks(N, kGradRows);
+  Tasks derivatives(g != OutputActivation::Identity ? row_blocks : 0), products(unit_tasks + row_tasks);
+  job(threads, [&](Member& m) {
+    S* const mine = spaces.get() + m.slot() * space;
+    // dz = dys * g'(ys), from the stored outputs (none for the identity).
+    if (!for_tasks(m, derivatives, [&](Index rb) {
         const Index r0 = rb * kRowBlock, nr = std::min(kRowBlock, N - r0);
         auto d = view(dz + r0 * O, nr, O, O);
         const auto dy = view(dys + r0 * O, nr, O, O);
@@ -564,11 +706,10 @@ void output_backward(S* dhs, S* dW_hy, S* db_y, S* dz, const S* dys, const S* hs
             d.row(i).array() = y.row(i).array() * (dy.row(i).array() - inner);
           }
         }
-      });
-    }
-    // dhs = dz W_hy by rows, dW_hy = dz^T hs and db_y by output units; dynamic, as in rnn_backward.
-    const Index unit_tasks = blocks(O, kGradUnits), row_tasks = blocks(N, kGradRows);
-    for_blocks<kDynamic>(team, unit_tasks + row_tasks, [&](Index task) {
+      }))
+      return;
+    // dhs = dz W_hy by rows, dW_hy = dz^T hs and db_y by output units, as in rnn_backward.
+    for_tasks(m, products, [&](Index task) {
       if (task >= unit_tasks) {
         const Index r0 = (task - unit_tasks) * kGradRows, nr = std::min(kGradRows, N - r0);
         product<S, false>(dhs + r0 * H, H, false, dz_read + r0 * O, O, nr, O, W_hy, H, H, mine);
@@ -598,8 +739,9 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
   }
   const Index row_blocks = blocks(N, kRowBlock);
   std::vector<double> partial(row_blocks, 0.0);  // per-block sums, added in order: deterministic
-  region(double(N) * C >= kMinParallelWork, [&](bool team) {
-    for_blocks(team, row_blocks, [&](Index rb) {
+  Tasks tasks(row_blocks);
+  job(team_size(double(N) * C >= kMinParallelWork), [&](Member& m) {
+    for_tasks(m, tasks, [&](Index rb) {
       const Index r0 = rb * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
       double sum = 0.0;
       for (Index i = r0; i < r1; ++i) {
@@ -610,10 +752,10 @@ double softmax_cross_entropy(S* dlogits, const S* logits, const std::int64_t* ta
           fill_zero(d, C);
           continue;
         }
-        const S m = pointwise::max(l, C);
-        const S z = pointwise::exp_shifted_sum(d, l, C, m);  // unnormalised probabilities, written once
+        const S top = pointwise::max(l, C);
+        const S z = pointwise::exp_shifted_sum(d, l, C, top);  // unnormalised probabilities, written once
         const std::int64_t k = targets[i];
-        sum += double(w) * (double(m) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
+        sum += double(w) * (double(top) + std::log(double(z)) - double(l[k]));  // logsumexp - logit
         const S scale = S(double(w) / (double(z) * divisor));
         for (Index j = 0; j < C; ++j) d[j] *= scale;
         d[k] -= S(double(w) / divisor);
@@ -652,11 +794,16 @@ const KernelTable& kernel_table() {
                                  ELMAN_ISA,        // set per build by CMakeLists.txt
                                  simd(),
                                  ELMAN_ISA_FLAGS,  // likewise
+#if ELMAN_OPENMP
                                  _OPENMP,
+#else
+                                 0,
+#endif
                                  kernels_for<float>(),
                                  kernels_for<double>(),
-                                 [](int n) { g_threads.store(n, std::memory_order_relaxed); },
-                                 &num_threads,
+                                 &team::set_num_threads,
+                                 &team::num_threads,
+                                 &team::num_threads_source,
                                  [](array_memory::Block* (*acquire)(std::size_t),
                                     void (*release)(array_memory::Block*) noexcept) {
                                    g_release.store(release), g_acquire.store(acquire);

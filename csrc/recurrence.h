@@ -94,15 +94,19 @@ void pack_panel(S* P, Index ldp, const S* W, Index ld, Index K, Index j0, Index 
 }
 
 // What surrounds the product: where acc starts and what happens to it before it is stored.
+// The outputs of a block go either in place (ldo = H, col0 = 0) or, for a task that another
+// member may compute too (team.h, Steps), into the member's scratch: rows ldo apart, column j of
+// the block at out[j - col0].
 template <typename S>
 struct ForwardEpilogue {
   const S* pre;  // [B, H] row stride H: x W_xh^T + b_h for this step (may equal out)
-  S* out;        // [B, H] the new state
+  S* out;        // the new state: [B, H], or the block's columns of it
   Index H;
   Activation f;
+  Index ldo = H, col0 = 0;
   Packet<S> init(Index i, Index j, Index n) const { return load_partial(pre + i * H + j, n); }
   void store(Index i, Index j, Index n, Packet<S> acc) const {
-    store_partial(out + i * H + j, pointwise::activate<S>(acc, f), n);
+    store_partial(out + i * ldo + j - col0, pointwise::activate<S>(acc, f), n);
   }
 };
 
@@ -132,15 +136,16 @@ template <typename S>
 struct BackwardEpilogue {
   const S* dh_out;  // [B, H] dhs[t-1], or null at t = 0 (then nothing is added)
   const S* h;       // [B, H] hs[t-1], or null at t = 0 (dh0 is not multiplied by f')
-  S* out;           // [B, H] dz[t-1], or dh0
+  S* out;           // [B, H] dz[t-1], or dh0 (or the block's columns: see ForwardEpilogue)
   Index H;
   Activation f;
+  Index ldo = H, col0 = 0;
   Packet<S> init(Index i, Index j, Index n) const {
     return dh_out ? load_partial(dh_out + i * H + j, n) : ei::pset1<Packet<S>>(S(0));
   }
   void store(Index i, Index j, Index n, Packet<S> acc) const {
     if (h) acc = pointwise::times_derivative<S>(acc, load_partial(h + i * H + j, n), f);
-    store_partial(out + i * H + j, acc, n);
+    store_partial(out + i * ldo + j - col0, acc, n);
   }
 };
 
