@@ -28,6 +28,7 @@
 #include "array_memory.h"
 #include "dispatch.h"
 #include "elman.h"
+#include "team.h"
 #include "optim_step.h"
 
 namespace py = pybind11;
@@ -534,6 +535,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("softmax_cross_entropy", &softmax_cross_entropy, py::arg("logits"), py::arg("targets"),
         py::arg("mask") = py::none(), py::arg("reduction") = "mean");
   m.def("config", &config, "Version, Eigen version, SIMD in use and compiler of this build.");
+  m.def("team_stats", []() {
+    const elman::team::Stats& s = elman::dispatch::table().team_stats();
+    py::dict d;
+    d["jobs"] = s.jobs.load(), d["alone"] = s.alone.load(), d["rescued"] = s.rescued.load();
+    d["sleeps"] = s.sleeps.load(), d["end_waits"] = s.end_waits.load();
+    return d;
+  }, "What the kernels' team has done in this process (csrc/team.h, Stats): jobs that woke it, "
+     "jobs run alone, tasks computed again, waits that slept, callers that waited at a job's end.");
   m.def("get_num_threads", []() { return elman::dispatch::table().num_threads(); },
         "Number of threads the kernels' parallel regions use.");
   m.def("set_num_threads", [](int n) {

@@ -24,6 +24,7 @@
 namespace elman {
 
 using Index = std::ptrdiff_t;
+namespace team { struct Stats; }
 
 enum class Activation { Tanh, Sigmoid, Relu, Identity };        // hidden f
 enum class OutputActivation { Identity, Softmax, Sigmoid };     // output g
@@ -86,6 +87,7 @@ struct KernelTable {
   void (*set_num_threads)(int n);  // threads of the kernels' jobs (team.h); 0: the default
   int (*num_threads)();            // what a job of this build would use now
   const char* (*num_threads_source)();  // where that number comes from (team.h)
+  const team::Stats& (*team_stats)();     // what its team has done (team.h)
   // Where the kernels' workspaces come from: elman._core's cache of blocks (array_memory.h), set
   // once at import, so that a workspace is reused across calls rather than faulted in each time.
   void (*use_memory)(array_memory::Block* (*acquire)(std::size_t bytes),

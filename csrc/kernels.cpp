@@ -191,6 +191,8 @@ void copy_rows(S* to, Index ldt, const S* from, Index ldf, Index rows, Index col
 constexpr Index kOverlapRows = 8;
 constexpr double kMinOverlapWork = 1 << 20;
 
+inline void detail_rescued() { team::detail::shared().stats.rescued.fetch_add(1, std::memory_order_relaxed); }
+
 template <typename S>
 void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, const S* b_h,
                  Index T, Index B, Index D, Index H, Activation f) {
@@ -349,9 +351,17 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
       const Index k = t / task_steps;
       const auto ready = [&] { return state[k].load(std::memory_order_acquire) == 2; };
       while (!ready()) {
+        if (team::detail::g_stress && state[k].load(std::memory_order_acquire) == 0) {
+          detail_rescued();  // as if the other member had taken it and been descheduled
+          compute(k);
+          continue;
+        }
         if (take()) continue;
-        if (Member::spin(ready, 2 * task_time)) break;
-        if (state[k].load(std::memory_order_acquire) == 0) compute(k);  // its holder is away
+        if (Member::spin(ready, team::detail::g_stress ? team::Clock::duration(0) : 2 * task_time)) break;
+        if (state[k].load(std::memory_order_acquire) == 0) {  // its holder is away
+          detail_rescued();
+          compute(k);
+        }
         else m.wait(ready);  // being published: only the copy is left
       }
       step(t);
@@ -804,6 +814,7 @@ const KernelTable& kernel_table() {
                                  &team::set_num_threads,
                                  &team::num_threads,
                                  &team::num_threads_source,
+                                 &team::stats,
                                  [](array_memory::Block* (*acquire)(std::size_t),
                                     void (*release)(array_memory::Block*) noexcept) {
                                    g_release.store(release), g_acquire.store(acquire);

@@ -30,6 +30,16 @@ namespace elman::team {
 namespace detail {
 
 Shared g_shared;
+const bool g_stress = [] {
+  const char* v = std::getenv("ELMAN_TEAM_STRESS");
+  return v && *v && std::strcmp(v, "0") != 0;
+}();
+
+}  // namespace detail
+
+const Stats& stats() { return detail::g_shared.stats; }
+
+namespace detail {
 
 // A sleeper gives up after this long and looks again: a lost wake-up (there should be none) then
 // costs a pause, never a hang.
@@ -131,8 +141,10 @@ void worker_main() {
 // behind in the parent. The child starts an empty pool, whose workers start at its first job.
 void forked() {
   g_pool = new Pool;  // the parent's copy is leaked: its mutex may have been held at the fork
-  detail::g_shared.state.store(0);
-  detail::g_shared.sleepers.store(0);
+  auto& s = detail::g_shared;
+  s.state.store(0), s.sleepers.store(0);
+  for (auto* counter : {&s.stats.jobs, &s.stats.alone, &s.stats.rescued, &s.stats.sleeps, &s.stats.end_waits})
+    counter->store(0);
 }
 
 // Starts workers until `n` run; fewer if the system refuses threads (the job then has fewer).
@@ -159,7 +171,14 @@ int ensure_workers(int n) {
 void run(int threads, Entry entry, void* ctx) {
   threads = std::min(threads, kMaxThreads);
   Pool& pool = *g_pool;
-  if (threads <= 1 || pool.busy.exchange(true, std::memory_order_acquire)) {
+  auto& stats = detail::shared().stats;
+  if (threads > 1 && pool.busy.exchange(true, std::memory_order_acquire)) {
+    stats.alone.fetch_add(1, std::memory_order_relaxed);
+    threads = 1;
+  } else if (threads > 1) {
+    stats.jobs.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (threads <= 1) {
     Member alone(0, 1, 0);
     entry(ctx, alone);
     return;
@@ -186,9 +205,10 @@ void run(int threads, Entry entry, void* ctx) {
       // Wait for the members still inside (each holds at most a task), then close.
       const std::uint64_t empty = gen << kGenShift | kOpen;
       Member waiter(0, 2, gen);  // a caller's wait: it sleeps on progress, which the last one out bumps
-      for (;;) {
+      for (bool waited = false;; waited = true) {
         std::uint64_t expected = empty;
         if (state.compare_exchange_strong(expected, gen << kGenShift, std::memory_order_acq_rel)) break;
+        if (!waited) detail::shared().stats.end_waits.fetch_add(1, std::memory_order_relaxed);
         waiter.wait([&] { return (state.load(std::memory_order_acquire) & kMembers) == 0; });
       }
       pool.busy.store(false, std::memory_order_release);

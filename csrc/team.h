@@ -58,6 +58,17 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kSpin = std::chrono::microseconds(20);
 constexpr int kYields = 8;  // then sched_yield this many times before sleeping
 
+// What the team has done since the process started (or forked): for tests and diagnosis, read by
+// elman._core.team_stats(). Relaxed counters, off the paths that every task takes.
+struct Stats {
+  std::atomic<std::uint64_t> jobs{0};       // jobs that woke the pool
+  std::atomic<std::uint64_t> alone{0};      // jobs run on the caller alone: the pool was busy
+  std::atomic<std::uint64_t> rescued{0};    // tasks computed again because their holder was slow
+  std::atomic<std::uint64_t> sleeps{0};     // waits that went to sleep
+  std::atomic<std::uint64_t> end_waits{0};  // jobs whose caller waited for a member to leave
+};
+const Stats& stats();
+
 namespace detail {
 // The pool (team.cpp). state packs the open job: generation << kGenShift | open bit | members.
 constexpr int kGenShift = 21;
@@ -67,9 +78,14 @@ struct Shared {
   std::atomic<std::uint64_t> state{0};
   std::atomic<std::uint32_t> progress{0};  // bumped whenever a member may have made another's wait end
   std::atomic<int> sleepers{0};            // threads in futex_wait on progress
+  Stats stats;
 };
 extern Shared g_shared;  // one per kernel build (team.cpp)
 inline Shared& shared() { return g_shared; }
+// ELMAN_TEAM_STRESS=1 (read at load): a member that finds nothing left to claim computes every
+// unfinished task at once, as if each holder were descheduled. For the tests: every publish race
+// of a rescue is then run on purpose, not only when the machine happens to be busy.
+extern const bool g_stress;
 void sleep_on(std::atomic<std::uint32_t>& word, std::uint32_t seen);  // unless word != seen
 void wake_all(std::atomic<std::uint32_t>& word);
 }  // namespace detail
@@ -110,8 +126,12 @@ class Member {
         return true;
       }
       if (worker) leave();
-      if (round < kYields) std::this_thread::yield();
-      else detail::sleep_on(s.progress, seen);
+      if (round < kYields) {
+        std::this_thread::yield();
+      } else {
+        s.stats.sleeps.fetch_add(1, std::memory_order_relaxed);
+        detail::sleep_on(s.progress, seen);
+      }
       s.sleepers.fetch_sub(1, std::memory_order_relaxed);
       if (worker && !rejoin()) return false;
       if (spin(ready, std::chrono::microseconds(1))) return true;
@@ -249,9 +269,11 @@ class Steps {
     for (std::int64_t k = 0; k < n_ - (hi - lo); ++k) attempt((hi + k) % n_);
     const auto done = [&] { return phase_done(p); };
     if (!rescue) return m.wait(done);
-    while (!Member::spin(done, 2 * task_time + std::chrono::microseconds(2))) {
+    const Clock::duration patience = detail::g_stress ? Clock::duration(0) : 2 * task_time + std::chrono::microseconds(2);
+    while (!Member::spin(done, patience)) {
       for (std::int64_t i = 0; i < n_ && !done(); ++i) {
         if (slots_[i].published.load(std::memory_order_acquire) > p) continue;
+        detail::shared().stats.rescued.fetch_add(1, std::memory_order_relaxed);
         const auto start = Clock::now();
         compute(i);
         finish(m, i, p, rescue, publish);

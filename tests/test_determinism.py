@@ -1,4 +1,5 @@
-"""Results are bit-identical for any number of OpenMP threads and wherever the arrays sit in memory."""
+"""Results are bit-identical for any number of threads, any interleaving of them (other processes
+competing for the cores), and wherever the arrays sit in memory."""
 
 import hashlib
 import os
@@ -13,10 +14,28 @@ from conftest import make_rnn_inputs
 
 # Large enough that every kernel runs its parallel path (several blocks of rows and hidden units).
 T, B, D, H, O = 9, 70, 33, 200, 130
+# Shapes whose shared steps are split by rows too (B >= 16, H >= 256), one with a last block of
+# rows that ends in a single row (37 = 10 + 10 + 10 + 7).
+ROW_SPLIT_SHAPES = [(5, 37, 19, 260), (4, 16, 8, 256)]
+# More threads than this machine's cores on purpose: members are descheduled in mid-task.
+THREAD_COUNTS = (1, 2, 3, 5, 8, 16)
 
 
-def digest_of_all_kernels(dtype):
+@pytest.fixture
+def busy_processes():
+    """One busy Python process per CPU, competing with the kernels' threads."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+             for _ in range(os.cpu_count() or 2)]
+    yield
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
+
+
+def digest_of_all_kernels(dtype, shape=(T, B, D, H)):
     """SHA-256 of the bytes of every output of every kernel, for fixed random inputs."""
+    T, B, D, H = shape
     rng = np.random.default_rng(7)
     p = make_rnn_inputs(rng, T, B, D, H, dtype)
     hs = elman.rnn_forward(**p)
@@ -34,18 +53,33 @@ def digest_of_all_kernels(dtype):
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_set_num_threads_does_not_change_a_bit(dtype):
+def digests_for_thread_counts(dtype, shape, counts=THREAD_COUNTS, repeats=1):
     before = elman.get_num_threads()
     try:
         digests = set()
-        for n in (1, 2, 3):
+        for n in counts:
             elman.set_num_threads(n)
             assert elman.get_num_threads() == n
-            digests.add(digest_of_all_kernels(dtype))
-        assert len(digests) == 1
+            for _ in range(repeats):
+                digests.add(digest_of_all_kernels(dtype, shape))
+        return digests
     finally:
         elman.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(T, B, D, H), *ROW_SPLIT_SHAPES])
+def test_set_num_threads_does_not_change_a_bit(dtype, shape):
+    assert len(digests_for_thread_counts(dtype, shape)) == 1
+
+
+@pytest.mark.parametrize("shape", [(T, B, D, H), ROW_SPLIT_SHAPES[0]])
+def test_competing_processes_do_not_change_a_bit(busy_processes, shape):
+    """With every core taken by another process, members are descheduled while they hold tasks,
+    and others compute those tasks again: the bits must not move."""
+    quiet = digests_for_thread_counts(np.float32, shape, counts=(1,))
+    loaded = digests_for_thread_counts(np.float32, shape, repeats=3)
+    assert loaded == quiet
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -63,7 +97,7 @@ def test_small_steps_do_not_change_a_bit_with_threads(T, B, D, H, dtype):
     before = elman.get_num_threads()
     try:
         results = set()
-        for n in (1, 2, 3, 1, 2):
+        for n in (1, 2, 3, 1, 2, 5, 16):
             elman.set_num_threads(n)
             hs = elman.rnn_forward(**p)
             grads = elman.rnn_backward(dhs, p["x"], p["h0"], hs, p["W_xh"], p["W_hh"])
@@ -137,3 +171,23 @@ def test_alignment_does_not_change_a_bit_of_short_sequences(T, B, D, H, dtype):
                                    q["W_xh"], q["W_hh"])
         results.add(b"".join(np.ascontiguousarray(a).tobytes() for a in (hs, *grads)))
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("shape", [(T, B, D, H), ROW_SPLIT_SHAPES[0], (400, 1, 40, 70)])
+def test_tasks_computed_twice_do_not_change_a_bit(shape):
+    """ELMAN_TEAM_STRESS=1 makes every member that runs out of tasks compute again every task
+    still held by another (what happens to the tasks of a descheduled member): the first result
+    published must be the one kept, and the same bits as one thread's. The last shape's forward
+    projects ahead on a second member, whose tasks the recurrence computes again."""
+    code = ("import sys, numpy as np, elman; sys.path.insert(0, %r); import test_determinism as t; "
+            "digests = t.digests_for_thread_counts(np.float32, %r, counts=(2, 3, 5), repeats=2); "
+            "print(len(digests), digests.pop(), elman._core.team_stats()['rescued'])"
+            % (os.path.dirname(__file__), shape))
+    env = dict(os.environ, ELMAN_TEAM_STRESS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    count, digest, rescued = out.stdout.split()
+    assert count == "1"
+    assert digest == digest_of_all_kernels(np.float32, shape)
+    assert int(rescued) > 0, "no task was computed twice: the stress mode did not run"
