@@ -2,6 +2,7 @@
 
     python -m elman bench [--quick | --smoke] [--threads N] [--out PATH] [--plot PATH]
                           [--json [PATH]] [--libraries elman,reference,torch,onnxruntime]
+    python -m elman bench --contention [--quick | --smoke] [--threads N] [--out PATH] [--json [PATH]]
 
 Writes a markdown report (also printed on stdout) and a PNG plot, optionally a JSON dump of
 every sample. Exit codes: 0 done, 1 the run failed (a peer disagreed with elman, a worker
@@ -35,9 +36,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def default_output():
-    """bench/results.md when run from a checkout (a bench/ folder here), else elman-bench.md."""
-    return os.path.join("bench", "results.md") if os.path.isdir("bench") else "elman-bench.md"
+def default_output(contention=False):
+    """bench/results.md when run from a checkout (a bench/ folder here), else elman-bench.md;
+    bench/contention.md and elman-contention.md for --contention."""
+    stem = "contention" if contention else "results"
+    return os.path.join("bench", f"{stem}.md") if os.path.isdir("bench") else f"elman-{'contention' if contention else 'bench'}.md"
 
 
 def _positive_int(text):
@@ -72,6 +75,10 @@ def build_parser():
                       help="a short run (~1-2 minutes): 3 rounds, no 'large' config, a shorter sweep")
     size.add_argument("--smoke", dest="suite", action="store_const", const="smoke",
                       help="tiny sizes and one round: checks that everything runs (timings mean nothing)")
+    parser.add_argument("--contention", action="store_true",
+                        help="instead of the suite: elman, torch and onnxruntime quiet and with one "
+                             "busy process per CPU, and training processes side by side "
+                             "(elman.benchmarks.contention; --quick and --smoke shorten it)")
     parser.add_argument("--threads", type=_positive_int, default=2,
                         help="threads of every library (default 2)")
     parser.add_argument("--libraries", type=_library_list, default=LIBRARIES, metavar="LIST",
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = args.out or default_output()
+    out = args.out or default_output(contention=args.contention)
     plot = args.plot or _stem(out) + ".png"
     json_path = None if args.json is None else (args.json or _stem(out) + ".json")
     for option, path in (("--out", out), ("--plot", plot), ("--json", json_path)):
@@ -113,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             _check_writable(parser, option, path)
 
     command = " ".join(["python -m elman bench", shlex.join(argv)]).strip()
+    if args.contention:
+        return _contention(args, out, json_path)
     print(f"{command}: {args.suite} run on {args.threads} threads; progress on stderr", file=sys.stderr)
     try:
         results = run_benchmark(suite(args.suite), threads=args.threads, libraries=args.libraries,
@@ -127,6 +136,36 @@ def main(argv: list[str] | None = None) -> int:
         written.append(plot)
     else:
         print("matplotlib is not installed: no plot (pip install matplotlib)", file=sys.stderr)
+    if json_path is not None:
+        write_json(results, json_path)
+        written.append(json_path)
+    print(text)
+    print("wrote " + ", ".join(written), file=sys.stderr)
+    return 0
+
+
+# How long the contention run tries, per size of run.
+_CONTENTION = {"full": dict(rounds=5, min_sample_seconds=0.2, train_seconds=3.0, train_rounds=2),
+               "quick": dict(rounds=3, min_sample_seconds=0.05, train_seconds=1.5, train_rounds=1),
+               "smoke": dict(rounds=1, min_sample_seconds=0.0, warmup_seconds=0.0, train_seconds=0.2,
+                             train_rounds=0)}
+
+
+def _contention(args, out, json_path):
+    from .benchmarks.contention import contention_markdown, run_contention
+
+    print(f"python -m elman bench --contention: {args.suite} run on {args.threads} threads; "
+          "progress on stderr", file=sys.stderr)
+    libraries = tuple(name for name in args.libraries if name in ("elman", "torch", "onnxruntime"))
+    try:
+        results = run_contention(threads=args.threads, libraries=libraries, **_CONTENTION[args.suite])
+    except (ParityError, WorkerError) as error:
+        print(f"python -m elman bench: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    text = contention_markdown(results)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    written = [out]
     if json_path is not None:
         write_json(results, json_path)
         written.append(json_path)

@@ -121,7 +121,8 @@ class Elman(_FunctionalLibrary):
         import elman
         from elman import _core
 
-        elman.set_num_threads(threads)
+        if threads is not None:  # None: elman's own default (the contention benchmark's trainers)
+            elman.set_num_threads(threads)
         self.module = elman
         self._core = _core
 
@@ -206,7 +207,8 @@ class Torch(Library):
     def __init__(self, threads):
         import torch
 
-        torch.set_num_threads(threads)
+        if threads is not None:  # None: torch's own default
+            torch.set_num_threads(threads)
         self.torch = torch
 
     def info(self):
@@ -368,7 +370,8 @@ LIBRARY_CLASSES = {cls.name: cls for cls in (Elman, Reference, Torch, OnnxRuntim
 
 
 def make_library(name, threads):
-    """The library called name, set to run on `threads` threads (ImportError if not installed)."""
+    """The library called name, set to run on `threads` threads (ImportError if not installed);
+    threads=None leaves elman's and torch's own defaults."""
     try:
         cls = LIBRARY_CLASSES[name]
     except KeyError:
