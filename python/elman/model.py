@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 
 from . import _core
+from ._seeds import random_generator
 from .functional import output_backward, output_forward
 from .stack import backward_from_top, expect_shape, real_array, stack_forward
 
@@ -181,7 +182,7 @@ class RNN:
         self.learn_h0 = config["learn_h0"]
         self.dtype = np.dtype(config["dtype"])
         self._shapes = parameter_shapes(config)
-        self.params = self._initial_params(np.random.default_rng(seed), recurrent_init)
+        self.params = self._initial_params(random_generator(seed), recurrent_init)
         self.grads = {name: np.zeros(shape, dtype=self.dtype)
                       for name, shape in self._shapes.items()}
         self.dh0 = None  # dL/d(initial state used by the last forward), set by backward
