@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import _core
+from ._files import write_atomically
 from ._seeds import random_generator
 from .functional import output_backward, output_forward
 from .stack import backward_from_top, expect_shape, real_array, stack_forward
@@ -373,28 +373,21 @@ class RNN:
     # ------------------------------------------------------------------ files
 
     def save(self, path):
-        """Write the model to path as an .npz (exactly that path; written to a temporary file
-        and renamed, so a crash never leaves half a file): ``format_version``, ``config`` (JSON
-        text) and every parameter by name. path may also be a writable binary file object."""
+        """Write the model to path as an .npz: ``format_version``, ``config`` (JSON text) and
+        every parameter by name. path may also be a writable binary file object.
+
+        A path is written atomically (a temporary file next to it, renamed over it once complete,
+        so an error or a crash never leaves half a file): a symlink is followed, a replaced file
+        keeps its permissions, and anything but a regular file (a directory, a FIFO, a device)
+        is refused with an OSError and left untouched. Exactly that path is written (no ``.npz``
+        is appended)."""
         arrays = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64),
                   "config": np.array(json.dumps(self.config())),
                   **{name: self._checked_param(name) for name in self._shapes}}
         if hasattr(path, "write"):
             np.savez(path, **arrays)
             return
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".elman-",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            umask = os.umask(0)  # mkstemp makes the file private; give it the usual permissions
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
