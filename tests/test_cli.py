@@ -351,3 +351,11 @@ def test_sample_is_the_same_text_as_before(trained, capsys):
     assert out == "the" + vocab.decode(sample(rnn, vocab.encode("the"), 50, temperature=0.8,
                                               seed=4)) + "\n"
 
+
+
+def test_sample_of_a_text_file_does_not_talk_about_pickles(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a model\n")
+    code, out, err = run(["sample", str(notes)], capsys)
+    assert_one_line_error(code, err, "is not an elman model")
+    assert "pickle" not in err

@@ -491,15 +491,56 @@ def config_with(rnn, **changes):
     (lambda a, r: a.update(W_hh_l0=np.zeros((H, H + 1))), "parameter 'W_hh_l0' is a float64 array of shape \\(6, 7\\)"),
     (lambda a, r: a.update(W_hh_l0=np.zeros((H, H), np.float32)), "parameter 'W_hh_l0' is a float32 array"),
     (lambda a, r: a.update(W_hy=np.zeros((2, H))), r"unexpected arrays \['W_hy'\]"),
-    (lambda a, r: a.update(evil=np.array([{"a": 1}], dtype=object)), "not a readable .npz file.*Object arrays"),
+    (lambda a, r: a.update(evil=np.array([{"a": 1}], dtype=object)), r"unexpected arrays \['evil'\]"),
+    (lambda a, r: a.update(W_hh_l0=np.array([{"a": 1}] * H * H, dtype=object).reshape(H, H)),
+     r"parameter 'W_hh_l0' is a object array of shape \(6, 6\), expected float64"),
+    (lambda a, r: a.update(config=np.array({"a": 1}, dtype=object)), "config must be a JSON string"),
+    (lambda a, r: a.update(config=np.array("x" * (1 << 17))), "config must be a JSON string of at most 65536"),
+    (lambda a, r: a.update(config=np.array("[" * 20_000 + "]" * 20_000)), "config is not an elman config: its JSON is nested too deeply"),
+    (lambda a, r: a.update(config=np.array('{"input_size": ' + "9" * 5000 + "}")), "config is not valid JSON .*digits"),
 ])
 def test_load_rejects_bad_files(tmp_path, change, match):
     rnn = model()
     arrays = saved_arrays(rnn)
     change(arrays, rnn)
     path = write(tmp_path / "bad.npz", arrays)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as caught:
         RNN.load(path)
+    assert str(caught.value).startswith(str(path))  # every error names the file
+
+
+def zip_bomb(path, rnn, name, shape):
+    """rnn's file with member name declaring shape (float64 zeros, deflated: tiny on disk)."""
+    import zipfile
+
+    arrays = saved_arrays(rnn)
+    del arrays[name]
+    np.savez(path, **arrays)
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(name + ".npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            chunk = bytes(1 << 20)
+            for _ in range(int(np.prod(shape)) * 8 >> 20):
+                member.write(chunk)
+
+
+def test_load_checks_each_header_before_reading_its_data(tmp_path):
+    """A member declaring 128 MB of zeros (a few hundred kB on disk) where the config says a
+    [6, 6] array: refused from its header, without decompressing or allocating it."""
+    rnn = model()
+    path = tmp_path / "bomb.npz"
+    zip_bomb(path, rnn, "W_hh_l0", (4096, 4096))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"parameter 'W_hh_l0' is a float64 array of shape "
+                                             r"\(4096, 4096\), expected float64 of shape \(6, 6\)"):
+            RNN.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated to refuse the file"
 
 
 def test_load_rejects_foreign_files(tmp_path):

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core
 from ._files import write_atomically
+from ._npz import NpzReader
 from ._seeds import random_generator
 from .functional import output_backward, output_forward
 from .stack import backward_from_top, expect_shape, real_array, stack_forward
@@ -393,27 +394,39 @@ class RNN:
     def load(cls, path):
         """The model saved at path (or in a binary file object) by RNN.save.
 
-        Nothing in the file is executed (no pickle). Raises ValueError, naming what is wrong,
-        for anything but a complete file of a supported format_version: unreadable or truncated
-        data, a wrong or missing config, a missing, misshapen, wrongly typed or unexpected array.
+        Nothing in the file is executed (no pickle), and no array is read before its header
+        (shape and dtype) has been checked against the file's config, so a small file cannot
+        make load decompress more than the model it describes. Raises ValueError, naming the file
+        and what is wrong, for anything but a complete file of a supported format_version:
+        unreadable or truncated data, a wrong or missing config, a missing, misshapen, wrongly
+        typed or unexpected array. A missing or unreadable file raises open()'s OSError.
         """
         where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file"
-        arrays = _read_npz(path, where)
-        config = _saved_config(arrays, where)
-        shapes = parameter_shapes(config)
-        unexpected = sorted(set(arrays) - set(shapes))
-        if unexpected:
-            raise ValueError(f"{where}: unexpected arrays {unexpected} for this config")
-        for name, shape in shapes.items():
-            if name not in arrays:
-                raise ValueError(f"{where}: the parameter {name!r} is missing")
-            value = arrays[name]
-            if value.shape != shape or value.dtype != np.dtype(config["dtype"]):
-                raise ValueError(f"{where}: parameter {name!r} is a {value.dtype} array of shape "
-                                 f"{value.shape}, expected {config['dtype']} of shape {shape}")
-        model = cls(**config, seed=0)
-        for name in shapes:
-            np.copyto(model.params[name], arrays[name])
+        if hasattr(path, "read"):
+            return cls._from_npz(path, where)
+        with open(path, "rb") as f:
+            return cls._from_npz(f, where)
+
+    @classmethod
+    def _from_npz(cls, f, where):
+        with NpzReader(f, where) as npz:
+            config = _saved_config(npz, where)
+            shapes = parameter_shapes(config)
+            unexpected = sorted(set(npz.names) - set(shapes) - {"format_version", "config"})
+            if unexpected:
+                raise ValueError(f"{where}: unexpected arrays {unexpected} for this config")
+            missing = [name for name in shapes if name not in npz.names]
+            if missing:
+                raise ValueError(f"{where}: the parameter {missing[0]!r} is missing")
+            for name, shape in shapes.items():  # every header first: no data read for nothing
+                declared_shape, declared_dtype = npz.header(name)
+                if declared_shape != shape or declared_dtype != np.dtype(config["dtype"]):
+                    raise ValueError(f"{where}: parameter {name!r} is a {declared_dtype} array of "
+                                     f"shape {declared_shape}, expected {config['dtype']} of shape "
+                                     f"{shape}")
+            model = cls(**config, seed=0)
+            for name, shape in shapes.items():
+                np.copyto(model.params[name], npz.read(name, shape, config["dtype"]))
         return model
 
     def to_onnx(self, path, *, opset=None, dtype=None, h0_input=False, lengths_input=False):
@@ -564,50 +577,32 @@ def _read_only(a):
 # Reading saved files
 # --------------------------------------------------------------------------- #
 
-def _read_npz(path, where):
-    """{name: array} of every array in an .npz, read without pickle; ValueError if it is not one.
-
-    A missing or unreadable file raises the OSError of open(). Once the file is open, any failure
-    to parse it means bad data; NumPy and zipfile raise many kinds (BadZipFile, EOFError,
-    NotImplementedError for a mangled version field, zlib.error, OSError for a seek past the
-    end, ...), so all become one ValueError naming the cause.
-    """
-    if hasattr(path, "read"):
-        return _parse_npz(path, where)
-    with open(path, "rb") as f:
-        return _parse_npz(f, where)
+MAX_CONFIG_CHARACTERS = 1 << 16  # a config is about 300; its header is checked before reading
 
 
-def _parse_npz(f, where):
-    try:
-        data = np.load(f, allow_pickle=False)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            with data:
-                return {name: data[name] for name in data.files}
-    except Exception as e:  # see _read_npz: the data is bad, whatever the parser tripped on
-        raise ValueError(f"{where} is not a readable .npz file written by elman.RNN.save "
-                         f"({type(e).__name__}: {e})") from e
-    raise ValueError(f"{where} holds a single array (.npy), not an .npz written by elman.RNN.save")
-
-
-def _saved_config(arrays, where):
-    """The validated config of a saved file; pops 'format_version' and 'config' from arrays."""
-    if "format_version" not in arrays or "config" not in arrays:
+def _saved_config(npz, where):
+    """The validated config of a saved file, from its 'format_version' and 'config' members."""
+    if "format_version" not in npz.names or "config" not in npz.names:
         raise ValueError(f"{where} is not an elman.RNN file: it lacks 'format_version' or 'config'")
-    version = arrays.pop("format_version")
-    if version.shape != () or version.dtype.kind not in "iu":
-        raise ValueError(f"{where}: format_version must be an integer, got {version.dtype} "
-                         f"of shape {version.shape}")
-    if int(version) != FORMAT_VERSION:
-        raise ValueError(f"{where} has format_version {int(version)}; this elman reads "
+    shape, dtype = npz.header("format_version")
+    if shape != () or dtype.kind not in "iu" or dtype.itemsize > 8:
+        raise ValueError(f"{where}: format_version must be an integer, got {dtype} "
+                         f"of shape {shape}")
+    version = int(npz.read("format_version", shape, dtype))
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where} has format_version {version}; this elman reads "
                          f"format_version {FORMAT_VERSION}")
-    text = arrays.pop("config")
-    if text.shape != () or text.dtype.kind != "U":
-        raise ValueError(f"{where}: config must be a JSON string, got {text.dtype} "
-                         f"of shape {text.shape}")
+    shape, dtype = npz.header("config")
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_CONFIG_CHARACTERS:
+        raise ValueError(f"{where}: config must be a JSON string of at most "
+                         f"{MAX_CONFIG_CHARACTERS} characters, got {dtype} of shape {shape}")
+    text = str(npz.read("config", shape, dtype))
     try:
-        config = json.loads(str(text))
-    except json.JSONDecodeError as e:
+        config = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where}: config is not an elman config: its JSON is nested too "
+                         f"deeply to read") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more digits than Python reads
         raise ValueError(f"{where}: config is not valid JSON ({e})") from e
     if not isinstance(config, dict) or set(config) != set(CONFIG_KEYS):
         keys = sorted(config) if isinstance(config, dict) else type(config).__name__
