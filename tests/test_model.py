@@ -625,6 +625,41 @@ def test_bad_forward_and_backward_input(rng):
         rnn.backward(np.zeros(out.shape), np.zeros((4, H)))
 
 
+@pytest.mark.parametrize("x, error, match", [
+    (None, TypeError, "x must be an array of real numbers, got None"),
+    ({"a": 1}, TypeError, "x must be an array of real numbers, got dict"),
+    ([[1.0, 2.0], [3.0]], ValueError, "x must be an array of real numbers: .*inhomogeneous"),
+])
+def test_what_is_not_an_array_is_named(x, error, match):
+    """RNN(4, 5)(None) said "got dtype object"."""
+    with pytest.raises(error, match=match) as caught:
+        model()(x)
+    assert "dtype object" not in str(caught.value)
+
+
+@pytest.mark.parametrize("replacement, got", [
+    (np.zeros((H, D)), r"a float64 array of shape \(6, 4\)"),
+    (np.zeros((H, H), np.float32), r"a float32 array of shape \(6, 6\)"),
+    ([[0.0] * H] * H, "list"),
+    (None, "nothing"),
+])
+def test_a_replaced_gradient_array_is_named_before_backward_writes(rng, replacement, got):
+    rnn = model(output_size=3)
+    out, _ = rnn(rng.standard_normal((T, B, D)))
+    before = {name: g.copy() for name, g in rnn.grads.items()}
+    if replacement is None:
+        del rnn.grads["W_hh_l0"]
+    else:
+        rnn.grads["W_hh_l0"] = replacement
+    with pytest.raises(ValueError, match=r"rnn.grads\['W_hh_l0'\] must be a writable float64 array "
+                                         r"of shape \(6, 6\) \(backward writes the gradient into "
+                                         r"it\), got " + got):
+        rnn.backward(np.ones(out.shape))
+    for name, g in rnn.grads.items():  # nothing was written
+        if name != "W_hh_l0":
+            np.testing.assert_array_equal(g, before[name])
+
+
 def test_repr():
     assert repr(RNN(3, 8)) == "elman.RNN(3, 8, dtype='float32')"
     assert repr(RNN(3, 8, num_layers=2, bidirectional=True, output_size=5,

@@ -11,8 +11,8 @@ follows the same rules:
   mask), so a mask of ones gives PyTorch's mean. A position with mask 0 contributes exactly 0 to
   the loss and the gradient, even where the prediction is NaN; nothing counting gives loss 0.
 * Inputs are never modified. The loss is a Python float computed in the predictions' dtype
-  (float32 or float64; float16 computes in float32, integers in float64); the gradient has that
-  dtype and the predictions' shape.
+  (float32 or float64; float16 computes in float32, integers in float64, long double is rounded
+  to float64); the gradient has that dtype and the predictions' shape.
 
 Softmax cross-entropy is fused with the output layer: build the model with
 ``output_activation="identity"`` so its outputs are logits, and let :func:`cross_entropy` apply

@@ -275,6 +275,7 @@ class RNN:
         if cache is None:
             raise RuntimeError("backward() needs a forward() first: there is no forward pass to "
                                "backpropagate through")
+        self._check_grads()  # before any work: backward writes into these arrays
         timing, LD, H = cache.stack.timing, self.num_layers * self.num_directions, self.hidden_size
         d_top, owned, d_output_layer = self._top_gradient(cache, d_out)
         if d_h_n is not None:
@@ -309,6 +310,20 @@ class RNN:
         d_top, dW_hy, db_y = output_backward(d_out, cache.top, cache.ys, cache.W_hy,
                                              self.output_activation)
         return d_top, True, (dW_hy, db_y)
+
+    def _check_grads(self):
+        """A ValueError unless every rnn.grads entry is still a writable array of its parameter's
+        shape and the model's dtype (a user may have replaced one; backward fills them in place)."""
+        for name, shape in self._shapes.items():
+            value = self.grads.get(name)
+            if (isinstance(value, np.ndarray) and value.shape == shape
+                    and value.dtype == self.dtype and value.flags.writeable):
+                continue
+            got = (f"a {'read-only ' if not value.flags.writeable else ''}{value.dtype} array of "
+                   f"shape {value.shape}" if isinstance(value, np.ndarray)
+                   else "nothing" if value is None else type(value).__name__)
+            raise ValueError(f"rnn.grads[{name!r}] must be a writable {self.dtype} array of shape "
+                             f"{shape} (backward writes the gradient into it), got {got}")
 
     def _store_grads(self, dweights, d_output_layer, dh0_learned):
         """Overwrite rnn.grads in place from the stack's gradients (list over k), the output
