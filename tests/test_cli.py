@@ -359,3 +359,25 @@ def test_sample_of_a_text_file_does_not_talk_about_pickles(tmp_path, capsys):
     code, out, err = run(["sample", str(notes)], capsys)
     assert_one_line_error(code, err, "is not an elman model")
     assert "pickle" not in err
+
+
+def test_a_step_that_makes_the_weights_nan_writes_nothing(trained, text_file, monkeypatch, capsys):
+    """The sample after a diverged step finds NaN weights: one line, and the old model stays."""
+    from elman.train import Trainer
+
+    before = outputs(trained)
+    real_step, steps = Trainer.step, []
+
+    def diverge(self, *args, **kwargs):
+        loss = real_step(self, *args, **kwargs)
+        steps.append(loss)
+        if len(steps) == 6:  # the step before the first sample (--sample-every 6)
+            self.rnn.params["W_hh_l0"][0, 0] = np.nan
+        return loss
+
+    monkeypatch.setattr(Trainer, "step", diverge)
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(trained)], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert "training diverged at step 6" in last and "holds NaN or infinity" in last
+    assert outputs(trained) == before

@@ -260,8 +260,13 @@ def _training_loop(trainer, vocab, tokens, batch, args):
             seconds += time.perf_counter() - started  # training only: sampling is not counted
             progress.update(step, smoothed(losses), step * batch * args.seq_len / seconds)
             if sample_every and (step % sample_every == 0 or step == args.steps):
-                generated = sample(trainer.rnn, prime, args.sample_length,
-                                   temperature=args.temperature, seed=args.seed + step)
+                try:
+                    generated = sample(trainer.rnn, prime, args.sample_length,
+                                       temperature=args.temperature, seed=args.seed + step)
+                except ValueError as error:  # NaN weights: step `step` diverged
+                    progress.clear()
+                    raise CommandError(f"training diverged at step {step}: {error}; nothing "
+                                       f"written") from None
                 progress.clear()
                 print(f"----- sample after step {step} (loss {smoothed(losses):.3f}) -----")
                 print(vocab.decode(generated), flush=True)
