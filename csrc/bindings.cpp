@@ -237,6 +237,28 @@ Scratch<S> scratch(Index n) {
   return {std::unique_ptr<elman::array_memory::Block, GiveBack>(elman::array_memory::acquire(std::size_t(n) * sizeof(S)))};
 }
 
+// Why `out` cannot be written as a plain S* (one condition per message, so the caller knows which
+// to fix): the compute dtype, native byte order, writeable, C-contiguous, aligned.
+template <typename S>
+void check_out_layout(const py::array& o) {
+  const std::string want = py::str(py::dtype::of<S>());
+  const std::string got = py::str(o.dtype());
+  if (o.dtype().num() != py::dtype::of<S>().num())
+    throw py::value_error("out must have dtype " + want + " (the dtype this call computes in), got " + got);
+  if (!elman::array_checks::is_native(o))
+    throw py::value_error("out must be " + want + " in native byte order, got the byte-swapped dtype " +
+                          std::string(py::str(o.dtype().attr("str"))));
+  if (!o.writeable())
+    throw py::value_error("out is read-only (its writeable flag is False): pass a writeable array");
+  if (!(o.flags() & py::array::c_style))
+    throw py::value_error("out must be C-contiguous, got an array with strides " +
+                          std::string(py::str(o.attr("strides"))) + ": pass numpy.empty(shape, " + want + ")");
+  if (!(o.flags() & elman::array_checks::kAligned))
+    throw py::value_error("out is not aligned: its data does not start at a multiple of " +
+                          std::to_string(sizeof(S)) + " bytes (" + want +
+                          "'s alignment); pass numpy.empty(shape, " + want + ")");
+}
+
 // The caller's `out` array when given (for loops that must not allocate, e.g. streaming), else a
 // new one. `out` must be exactly what the call would allocate: C-contiguous, writeable, of the
 // compute dtype and shape, and not overlapping any input (the kernels read inputs while writing).
@@ -247,14 +269,11 @@ py::array_t<S> output_array(py::handle out, std::vector<py::ssize_t> shape, cons
     throw py::type_error("out must be a numpy.ndarray, got " +
                          std::string(py::str(py::type::of(out).attr("__name__"))));
   auto o = py::reinterpret_borrow<py::array>(out);
-  const bool ok_dtype = o.dtype().num() == py::dtype::of<S>().num();
   std::ostringstream want;
   want << "(";
   for (size_t i = 0; i < shape.size(); ++i) want << (i ? ", " : "") << shape[i];
   want << (shape.size() == 1 ? ",)" : ")");
-  if (!ok_dtype || !is_flat(o) || !o.writeable())
-    throw py::value_error("out must be a writeable, C-contiguous " + std::string(py::str(py::dtype::of<S>())) +
-                          " array, got dtype " + std::string(py::str(o.dtype())));
+  check_out_layout<S>(o);
   bool ok_shape = o.ndim() == py::ssize_t(shape.size());
   for (size_t i = 0; ok_shape && i < shape.size(); ++i) ok_shape = o.shape(i) == shape[i];
   if (!ok_shape) throw py::value_error("out has shape " + shape_str(o) + ", expected " + want.str());
@@ -416,9 +435,9 @@ py::tuple output_backward(py::handle dys, py::handle hs, py::handle ys, py::hand
   });
 }
 
-// targets: any integer array of logits.shape[:-1], read as int64.
-py::array_t<std::int64_t> as_targets(py::handle targets, const py::array& logits) {
-  py::array t = as_ndarray(targets, "targets");
+// targets: any integer array of logits.shape[:-1], read as int64 (a uint64 above 2**63 - 1 wraps
+// to a negative value there, which the class check then rejects; its message reads `given`).
+py::array_t<std::int64_t> as_targets(const py::array& t, const py::array& logits) {
   const char kind = t.dtype().kind();
   if (kind != 'i' && kind != 'u')
     throw py::type_error("targets must be an array of integer class indices, got dtype " +
@@ -445,7 +464,8 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
   const py::array& lg = a.a[0];
   if (lg.ndim() < 1) throw py::value_error("logits must have at least 1 dimension (..., C), got a scalar");
   const Index C = lg.shape(lg.ndim() - 1), N = leading_rows(lg);
-  auto tg = as_targets(targets, lg);
+  const py::array given = as_ndarray(targets, "targets");
+  auto tg = as_targets(given, lg);
   const bool has_mask = !mask.is_none();
   py::array mk;
   if (has_mask) {
@@ -461,8 +481,12 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
     for (Index i = 0; i < N; ++i) {  // targets that count must name a class
       if ((m == nullptr || m[i] != S(0)) && (t[i] < 0 || t[i] >= C)) {
         std::ostringstream msg;
-        msg << "targets holds " << t[i] << " at flat position " << i
-            << ", outside the classes [0, C) with C = " << C;
+        msg << "targets holds ";
+        if (given.dtype().kind() == 'u')  // as given: a uint64 of 2**63 is not -2**63
+          msg << std::string(py::str(given.attr("reshape")(-1).attr("__getitem__")(py::int_(i))));
+        else
+          msg << t[i];
+        msg << " at flat position " << i << ", outside the classes [0, C) with C = " << C;
         throw py::value_error(msg.str());
       }
     }

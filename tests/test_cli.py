@@ -202,3 +202,182 @@ def test_python_dash_m_elman_reports_one_line(tmp_path):
                                text=True, timeout=60, cwd=tmp_path)
     assert help_text.returncode == 0 and "--seq-len" in help_text.stdout
     assert not os.listdir(tmp_path)  # neither command wrote anything
+
+
+# --------------------------------------------------------------------------- #
+# --out: the model, its vocabulary and its loss curve are one unit; Ctrl-C
+# --------------------------------------------------------------------------- #
+
+def outputs(model):
+    """{name: bytes} of the three files train writes for model, those that exist."""
+    paths = [model, model.with_name(model.stem + ".vocab.json"),
+             model.with_name(model.stem + ".loss.png")]
+    return {p.name: p.read_bytes() for p in paths if p.exists()}
+
+
+def test_ctrl_c_before_the_first_step_writes_nothing(trained, text_file, monkeypatch, capsys):
+    from elman.train import Trainer
+
+    before = outputs(trained)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "step", interrupted)
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(trained)], capsys)
+    assert code == 130 and "Traceback" not in err
+    assert "interrupted before the first step: nothing written" in err
+    assert "saving" not in err and "wrote" not in err
+    assert outputs(trained) == before
+
+
+def test_ctrl_c_after_some_steps_saves_what_was_learnt(tmp_path, text_file, monkeypatch, capsys):
+    from elman.train import Trainer
+
+    real_step, calls = Trainer.step, []
+
+    def step_then_interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "step", step_then_interrupt)
+    model = tmp_path / "m.npz"
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(model)], capsys)
+    assert code == 130 and "interrupted after 3 steps: saving the model as it is" in err
+    assert {"m.npz", "m.vocab.json"} <= set(outputs(model))
+
+
+@pytest.mark.parametrize("failing", ["vocabulary", "loss curve"])
+def test_a_failure_writing_one_file_replaces_none(trained, text_file, monkeypatch, capsys,
+                                                  failing):
+    """The model is written first: when the vocabulary or the loss curve cannot be written, the
+    old model must still be there, with its own vocabulary."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    before = outputs(trained)
+    if failing == "vocabulary":
+        from elman.corpus import Vocabulary
+
+        def no_space(self):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(Vocabulary, "to_json", no_space)
+    else:
+        def no_space(self, *args, **kwargs):
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(Figure, "savefig", no_space)
+    code, out, err = run(["train", str(text_file), *TINY, "--seed", "3", "--out", str(trained)],
+                         capsys)
+    last = err.strip().splitlines()[-1]  # after the progress lines
+    assert code == 2 and "Traceback" not in err
+    assert "No space left on device" in last and "was replaced" in last
+    assert outputs(trained) == before
+    assert not [p for p in trained.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_out_that_is_not_a_regular_file_is_refused_before_training(tmp_path, text_file, capsys):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(fifo)], capsys)
+    assert_one_line_error(code, err, "FIFO", "not a regular file")
+    assert "training on" not in err and os.path.exists(fifo) and not os.path.isfile(fifo)
+
+
+def test_out_through_a_symlink_writes_its_target(tmp_path, text_file, capsys):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "m.npz"
+    link.symlink_to(real / "model.npz")
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(link)], capsys)
+    assert code == 0, err
+    assert link.is_symlink() and RNN.load(real / "model.npz").hidden_size == 16
+
+
+def test_sample_streams_its_text_and_ctrl_c_ends_it_quietly(trained):
+    """A long sample: text arrives before generation ends, and SIGINT stops it with the text so
+    far, a newline, exit code 130 and no traceback."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "elman", "sample", str(trained), "--length", "10000000",
+         "--prime", "the "], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    import threading
+
+    watchdog = threading.Timer(60, process.kill)  # read() has no time-out of its own
+    watchdog.start()
+    try:
+        first = process.stdout.read(40)  # only arrives if the text is streamed
+        assert first.startswith(b"the ") and len(first) == 40
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        rest, err = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+    assert (first + rest).endswith(b"\n")
+
+
+def test_sample_prints_what_it_generated_before_ctrl_c(trained, monkeypatch, capsys):
+    import elman.generate
+
+    def three_then_interrupt(*args, **kwargs):
+        def tokens():
+            yield from (1, 2, 3)
+            raise KeyboardInterrupt
+        return tokens()
+
+    monkeypatch.setattr(elman.generate, "iter_sample", three_then_interrupt)
+    code, out, err = run(["sample", str(trained), "--prime", "the"], capsys)
+    vocab = cli.load_char_model(str(trained))[1]
+    assert code == 130 and err == ""
+    assert out == "the" + vocab.decode([1, 2, 3]) + "\n"
+
+
+def test_sample_is_the_same_text_as_before(trained, capsys):
+    """Streaming changes when the text appears, not what it is."""
+    from elman.generate import sample
+
+    rnn, vocab = cli.load_char_model(str(trained))
+    code, out, err = run(["sample", str(trained), "--length", "50", "--seed", "4", "--prime", "the"],
+                         capsys)
+    assert code == 0
+    assert out == "the" + vocab.decode(sample(rnn, vocab.encode("the"), 50, temperature=0.8,
+                                              seed=4)) + "\n"
+
+
+
+def test_sample_of_a_text_file_does_not_talk_about_pickles(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("these are my notes, not a model\n")
+    code, out, err = run(["sample", str(notes)], capsys)
+    assert_one_line_error(code, err, "is not an elman model")
+    assert "pickle" not in err
+
+
+def test_a_step_that_makes_the_weights_nan_writes_nothing(trained, text_file, monkeypatch, capsys):
+    """The sample after a diverged step finds NaN weights: one line, and the old model stays."""
+    from elman.train import Trainer
+
+    before = outputs(trained)
+    real_step, steps = Trainer.step, []
+
+    def diverge(self, *args, **kwargs):
+        loss = real_step(self, *args, **kwargs)
+        steps.append(loss)
+        if len(steps) == 6:  # the step before the first sample (--sample-every 6)
+            self.rnn.params["W_hh_l0"][0, 0] = np.nan
+        return loss
+
+    monkeypatch.setattr(Trainer, "step", diverge)
+    code, out, err = run(["train", str(text_file), *TINY, "--out", str(trained)], capsys)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert "training diverged at step 6" in last and "holds NaN or infinity" in last
+    assert outputs(trained) == before

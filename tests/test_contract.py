@@ -1,5 +1,6 @@
 """The input contract of the functional core: what is converted, what is rejected, and how."""
 
+import os
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ from elman import reference as ref
 from conftest import make_rnn_inputs
 
 T, B, D, H = 4, 3, 5, 6
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
 @pytest.fixture
@@ -113,6 +115,65 @@ def test_targets_must_be_integers_in_range(rng):
     mask[2, 1] = False  # an ignored position may hold any target
     loss, _ = elman.softmax_cross_entropy(logits, bad, mask)
     assert loss == pytest.approx(ref.softmax_cross_entropy(logits, bad, mask)[0], rel=1e-12)
+
+
+def test_a_uint64_target_is_reported_as_given(rng):
+    """2**63 does not fit int64: it must not be shown as -9223372036854775808."""
+    logits = rng.standard_normal((2, 3))
+    targets = np.array([0, 2**63], np.uint64)
+    with pytest.raises(ValueError, match=r"targets holds 9223372036854775808 at flat position 1"):
+        elman.softmax_cross_entropy(logits, targets)
+    with pytest.raises(ValueError, match=r"targets holds 18446744073709551615 at flat position 1"):
+        elman.softmax_cross_entropy(logits, np.array([0, 2**64 - 1], np.uint64))
+    loss, _ = elman.softmax_cross_entropy(logits, targets, mask=np.array([1, 0]))  # not read
+    assert loss == pytest.approx(ref.softmax_cross_entropy(logits, [0, 0], np.array([1, 0]))[0])
+
+
+def unaligned(shape, dtype):
+    """An array of shape whose data starts one byte past an aligned address."""
+    raw = np.zeros(int(np.prod(shape)) * np.dtype(dtype).itemsize + 1, np.uint8)
+    return raw[1:].view(dtype).reshape(shape)
+
+
+def read_only(shape, dtype):
+    a = np.zeros(shape, dtype)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("make, message", [
+    (read_only, r"out is read-only \(its writeable flag is False\)"),
+    (unaligned, r"out is not aligned: its data does not start at a multiple of 8 bytes"),
+    (lambda s, d: np.zeros(s, np.float32), r"out must have dtype float64 \(the dtype this call computes in\), got float32"),
+    (lambda s, d: np.zeros(s[::-1], d).T, r"out must be C-contiguous, got an array with strides"),
+    (lambda s, d: np.zeros(s, ">f8"), r"out must be float64 in native byte order, got the byte-swapped dtype >f8"),
+], ids=["read_only", "unaligned", "dtype", "fortran", "byte_swapped"])
+def test_out_errors_say_which_condition_failed(p, make, message):
+    """elman._core's out= (the streaming path): each way out can be unusable has its own message
+    (all of them said "must be a writeable, C-contiguous float64 array, got dtype float64")."""
+    from elman import _core
+
+    x_t, h_prev = p["x"][0], p["h0"]
+    with pytest.raises(ValueError, match=message):
+        _core.cell_forward(x_t, h_prev, p["W_xh"], p["W_hh"], p["b_h"], out=make((B, H), np.float64))
+    hs = p["h0"]
+    with pytest.raises(ValueError, match=message.replace("8 bytes", "8 bytes")):
+        _core.output_forward(hs, p["W_hh"], p["b_h"], out=make((B, H), np.float64))
+
+
+def test_long_double_computes_in_float64_as_documented(p):
+    """The input rules say wider floats compute in float64 (their extra precision is not used):
+    the result is float64 and equals the float64 computation."""
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is float64 on this platform")
+    wide = [a.astype(np.longdouble) for a in forward_args(p)]
+    out = elman.rnn_forward(*wide)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, elman.rnn_forward(*forward_args(p)))
+    with open(README, encoding="utf-8") as f:
+        readme = f.read()
+    for doc in (elman.functional.__doc__, readme, elman.losses.__doc__):
+        assert "long double" in doc, doc
 
 
 # ----------------------------------------------------------------------------- conversions

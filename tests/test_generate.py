@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from elman.generate import next_token_distribution, sample
+from elman.generate import iter_sample, next_token_distribution, sample
 from elman.model import RNN
 from elman.reference import softmax
 
@@ -142,3 +142,42 @@ def test_bad_arguments():
         sample(RNN(V, H, output_size=V, output_activation="sigmoid", seed=0), 0, 5)
     with pytest.raises(ValueError, match="sample needs a unidirectional RNN"):
         sample(RNN(V, H, output_size=V, bidirectional=True, seed=0), 0, 5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("name", ["W_hh_l0", "b_y"])
+def test_a_model_with_non_finite_weights_raises_instead_of_giving_tokens(bad, name):
+    rnn = token_model()
+    rnn.params[name].flat[3] = bad
+    with pytest.raises(ValueError, match=f"rnn.params\\['{name}'\\] holds NaN or infinity"):
+        sample(rnn, 0, 5)
+    with pytest.raises(ValueError, match="holds NaN or infinity"):
+        iter_sample(rnn, 0, 5)  # checked when called, before the first token
+
+
+def test_outputs_that_overflow_raise():
+    """Finite weights whose logits overflow to infinity: no distribution, so an error."""
+    rnn = RNN(V, H, output_size=V, activation="identity", dtype="float32", seed=0)
+    rnn.params["W_hh_l0"][...] = 1e30 * np.eye(H)
+    rnn.params["W_xh_l0"][...] = 1e30
+    with pytest.raises(ValueError, match="the model's output before generated token"):
+        sample(rnn, 0, 5)
+
+
+def test_iter_sample_yields_the_tokens_of_sample_one_at_a_time():
+    rnn = token_model(num_layers=2)
+    tokens = iter_sample(rnn, [1, 2], 40, temperature=0.7, seed=5)
+    first = next(tokens)
+    assert isinstance(first, int)
+    assert [first, *tokens] == sample(rnn, [1, 2], 40, temperature=0.7, seed=5).tolist()
+    assert list(iter_sample(rnn, 0, 0)) == []
+    with pytest.raises(ValueError, match="length must be an int >= 0"):
+        iter_sample(rnn, 0, -1)  # checked at once, not at the first next()
+
+
+@pytest.mark.parametrize("seed, kind", [(-1, ValueError), (1.5, TypeError), ("x", TypeError)])
+def test_a_bad_seed_names_the_argument(seed, kind):
+    with pytest.raises(kind, match=f"seed must be None, an int >= 0.*got {seed!r}"):
+        sample(token_model(), 0, 3, seed=seed)
+    with pytest.raises(kind, match=f"seed must be None, an int >= 0.*got {seed!r}"):
+        RNN(V, H, seed=seed)

@@ -122,10 +122,12 @@ def test_as_model_runs_like_keras(activation):
     assert isinstance(rnn, RNN)
     config = rnn.config()
     assert (config["input_size"], config["hidden_size"], config["dtype"]) == (3, 5, "float64")
-    x = rng.standard_normal((2, 6, 3))
-    out, h_n = rnn(x.transpose(1, 0, 2))
+    assert config["batch_first"]  # the Keras layer's own layout
+    x = rng.standard_normal((2, 6, 3))  # Keras' x[B, T, D], fed as it is
+    out, h_n = rnn(x)
     expected = keras_simple_rnn(x, kernel, recurrent_kernel, bias, activation)
-    np.testing.assert_allclose(out.transpose(1, 0, 2), expected, rtol=1e-12, atol=1e-14)
+    assert out.shape == (2, 6, 5)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(h_n[0], expected[:, -1], rtol=1e-12, atol=1e-14)
 
 

@@ -491,15 +491,56 @@ def config_with(rnn, **changes):
     (lambda a, r: a.update(W_hh_l0=np.zeros((H, H + 1))), "parameter 'W_hh_l0' is a float64 array of shape \\(6, 7\\)"),
     (lambda a, r: a.update(W_hh_l0=np.zeros((H, H), np.float32)), "parameter 'W_hh_l0' is a float32 array"),
     (lambda a, r: a.update(W_hy=np.zeros((2, H))), r"unexpected arrays \['W_hy'\]"),
-    (lambda a, r: a.update(evil=np.array([{"a": 1}], dtype=object)), "not a readable .npz file.*Object arrays"),
+    (lambda a, r: a.update(evil=np.array([{"a": 1}], dtype=object)), r"unexpected arrays \['evil'\]"),
+    (lambda a, r: a.update(W_hh_l0=np.array([{"a": 1}] * H * H, dtype=object).reshape(H, H)),
+     r"parameter 'W_hh_l0' is a object array of shape \(6, 6\), expected float64"),
+    (lambda a, r: a.update(config=np.array({"a": 1}, dtype=object)), "config must be a JSON string"),
+    (lambda a, r: a.update(config=np.array("x" * (1 << 17))), "config must be a JSON string of at most 65536"),
+    (lambda a, r: a.update(config=np.array("[" * 20_000 + "]" * 20_000)), "config is not an elman config: its JSON is nested too deeply"),
+    (lambda a, r: a.update(config=np.array('{"input_size": ' + "9" * 5000 + "}")), "config is not valid JSON .*digits"),
 ])
 def test_load_rejects_bad_files(tmp_path, change, match):
     rnn = model()
     arrays = saved_arrays(rnn)
     change(arrays, rnn)
     path = write(tmp_path / "bad.npz", arrays)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as caught:
         RNN.load(path)
+    assert str(caught.value).startswith(str(path))  # every error names the file
+
+
+def zip_bomb(path, rnn, name, shape):
+    """rnn's file with member name declaring shape (float64 zeros, deflated: tiny on disk)."""
+    import zipfile
+
+    arrays = saved_arrays(rnn)
+    del arrays[name]
+    np.savez(path, **arrays)
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open(name + ".npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            chunk = bytes(1 << 20)
+            for _ in range(int(np.prod(shape)) * 8 >> 20):
+                member.write(chunk)
+
+
+def test_load_checks_each_header_before_reading_its_data(tmp_path):
+    """A member declaring 128 MB of zeros (a few hundred kB on disk) where the config says a
+    [6, 6] array: refused from its header, without decompressing or allocating it."""
+    rnn = model()
+    path = tmp_path / "bomb.npz"
+    zip_bomb(path, rnn, "W_hh_l0", (4096, 4096))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"parameter 'W_hh_l0' is a float64 array of shape "
+                                             r"\(4096, 4096\), expected float64 of shape \(6, 6\)"):
+            RNN.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated to refuse the file"
 
 
 def test_load_rejects_foreign_files(tmp_path):
@@ -582,6 +623,41 @@ def test_bad_forward_and_backward_input(rng):
         rnn.backward(np.zeros((T, B, 2 * H)))
     with pytest.raises(ValueError, match=r"d_h_n has shape \(4, 6\), expected h_n's shape"):
         rnn.backward(np.zeros(out.shape), np.zeros((4, H)))
+
+
+@pytest.mark.parametrize("x, error, match", [
+    (None, TypeError, "x must be an array of real numbers, got None"),
+    ({"a": 1}, TypeError, "x must be an array of real numbers, got dict"),
+    ([[1.0, 2.0], [3.0]], ValueError, "x must be an array of real numbers: .*inhomogeneous"),
+])
+def test_what_is_not_an_array_is_named(x, error, match):
+    """RNN(4, 5)(None) said "got dtype object"."""
+    with pytest.raises(error, match=match) as caught:
+        model()(x)
+    assert "dtype object" not in str(caught.value)
+
+
+@pytest.mark.parametrize("replacement, got", [
+    (np.zeros((H, D)), r"a float64 array of shape \(6, 4\)"),
+    (np.zeros((H, H), np.float32), r"a float32 array of shape \(6, 6\)"),
+    ([[0.0] * H] * H, "list"),
+    (None, "nothing"),
+])
+def test_a_replaced_gradient_array_is_named_before_backward_writes(rng, replacement, got):
+    rnn = model(output_size=3)
+    out, _ = rnn(rng.standard_normal((T, B, D)))
+    before = {name: g.copy() for name, g in rnn.grads.items()}
+    if replacement is None:
+        del rnn.grads["W_hh_l0"]
+    else:
+        rnn.grads["W_hh_l0"] = replacement
+    with pytest.raises(ValueError, match=r"rnn.grads\['W_hh_l0'\] must be a writable float64 array "
+                                         r"of shape \(6, 6\) \(backward writes the gradient into "
+                                         r"it\), got " + got):
+        rnn.backward(np.ones(out.shape))
+    for name, g in rnn.grads.items():  # nothing was written
+        if name != "W_hh_l0":
+            np.testing.assert_array_equal(g, before[name])
 
 
 def test_repr():

@@ -178,6 +178,21 @@ def test_bad_params_raise():
         optim.SGD({"w": np.zeros(3)}, lr="0.1")
 
 
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW])
+def test_a_parameter_given_twice_or_overlapping_is_refused(cls):
+    """torch refuses a parameter given twice; an array updated twice per step (once under each
+    name) is never what was meant, and neither are overlapping views."""
+    w = np.zeros((4, 4))
+    with pytest.raises(ValueError, match=r"params\['a'\] and params\['b'\] are the same array"):
+        cls({"a": w, "b": w})
+    with pytest.raises(ValueError, match=r"params\['a'\] and params\['b'\] are views of overlapping"):
+        cls({"a": w[:3], "b": w[2:]})
+    with pytest.raises(ValueError, match=r"params\['w'\] and params\['row'\] are views"):
+        cls({"w": w, "row": w[1]})
+    cls({"even": w[:, ::2], "odd": w[:, 1::2]})  # interleaved, not overlapping: fine
+    cls({"a": np.zeros(3), "b": np.zeros(3), "empty": w[:0]})
+
+
 def test_bad_grads_raise_and_leave_params_alone():
     params = {"w": np.zeros(3), "b": np.zeros(2)}
     opt = optim.Adam(params)

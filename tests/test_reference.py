@@ -5,6 +5,8 @@ checked here from first principles: every gradient it returns is compared with
 a numerical one, for every activation.
 """
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -473,3 +475,15 @@ def test_unknown_output_activation(rng):
 def test_unknown_reduction(rng):
     with pytest.raises(ValueError, match="sum.*mean"):
         ref.softmax_cross_entropy(np.zeros((1, 1, 2)), np.zeros((1, 1), dtype=int), reduction="none")
+
+
+def test_reference_is_reachable_after_import_elman():
+    """The README presents elman.reference beside elman: a bare `import elman` must reach it (in
+    a fresh interpreter: in this one another test may have imported the submodule already)."""
+    code = ("import numpy as np, elman\n"
+            "x = np.ones((2, 1, 3)); h0 = np.zeros((1, 4)); W_xh = np.ones((4, 3)) / 3\n"
+            "W_hh = np.eye(4) / 2; b_h = np.zeros(4)\n"
+            "ref = elman.reference.rnn_forward(x, h0, W_xh, W_hh, b_h)\n"
+            "assert np.allclose(ref, elman.rnn_forward(x, h0, W_xh, W_hh, b_h))\n"
+            "assert 'reference' in elman.__all__\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

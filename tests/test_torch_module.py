@@ -10,6 +10,7 @@ the errors for what the kernels cannot do.
 import gc
 import subprocess
 import sys
+import warnings
 import weakref
 
 import numpy as np
@@ -228,13 +229,77 @@ def test_gradcheck_with_packed_sequences():
     assert torch.autograd.gradcheck(run, (x, hx))
 
 
-def test_double_backward_raises():
+def gradient_penalty_gradients(module, packed, bias_grads=True):
+    """{name: .grad} after backward of loss = sum(output) + sum(d sum(output**2)/dx ** 2) + the
+    same of h_n: a gradient penalty, whose gradient needs double backward (create_graph=True)."""
+    x = random((T, B, D), torch.float64, seed=1).requires_grad_()
+    hx = random((module.num_layers * (2 if module.bidirectional else 1), B, H), torch.float64,
+                seed=4).requires_grad_()
+    inp = pack_padded_sequence(x, torch.tensor(LENGTHS), enforce_sorted=False) if packed else x
+    output, h_n = module(inp, hx)
+    output = output.data if packed else output
+    first = output.square().sum() + h_n.sum()
+    dx, dhx = torch.autograd.grad(first, (x, hx), create_graph=True)
+    ((dx ** 2).sum() + (dhx ** 3).sum() + output.sum()).backward()
+    grads = {name: p.grad for name, p in module.named_parameters()}
+    return {"x": x.grad, "hx": hx.grad, **grads}
+
+
+@pytest.mark.parametrize("config", [
+    dict(), dict(num_layers=2, bidirectional=True), dict(nonlinearity="relu", bias=False),
+    dict(num_layers=2, packed=True), dict(bidirectional=True, packed=True),
+], ids=["plain", "2_layers_bidirectional", "relu_no_bias", "packed", "packed_bidirectional"])
+def test_double_backward_matches_torch(config):
+    """The issue's gradient penalty: the second-order terms reach the parameters as in
+    torch.nn.RNN (it gave the first-order gradient alone, off by 8-16 on weight_hh_l0)."""
+    packed = config.pop("packed", False)
+    reference, module = make_pair(**config)
+    expected = gradient_penalty_gradients(reference, packed)
+    actual = gradient_penalty_gradients(module, packed)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert_close(actual[name], expected[name], torch.float64, name)
+
+
+def test_the_issues_reproduction():
+    a = torch.nn.RNN(4, 6, dtype=torch.float64)
+    b = elman_torch.RNN(4, 6, dtype=torch.float64)
+    b.load_state_dict(a.state_dict())
+    for m in (a, b):
+        x = torch.randn(5, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1),
+                        requires_grad=True)
+        o, _ = m(x)
+        g, = torch.autograd.grad(o.sum(), x, create_graph=True)
+        (o.sum() + (g ** 2).sum()).backward()
+    assert (a.weight_hh_l0.grad - b.weight_hh_l0.grad).abs().max() < 1e-12
+
+
+def test_gradgradcheck():
+    _, module = make_pair(num_layers=2, bidirectional=True)
+    weights = list(module.parameters())
+
+    def run(x, hx, *params):
+        output, h_n = torch.func.functional_call(
+            module, dict(zip([n for n, _ in module.named_parameters()], params)), (x, hx))
+        return output, h_n
+
+    x = random((3, 2, D), torch.float64).requires_grad_()
+    hx = random((4, 2, H), torch.float64, seed=3).requires_grad_()
+    assert torch.autograd.gradgradcheck(run, (x, hx, *weights))
+
+
+def test_first_order_gradients_still_come_from_the_kernels():
+    """Without create_graph the backward is the kernels' (no per-step torch graph is built)."""
     _, module = make_pair()
-    x = random((T, B, D), torch.float64).requires_grad_()
-    output, _ = module(x)
-    (dx,) = torch.autograd.grad(output.square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        dx.sum().backward()
+    calls = []
+    real = elman_torch._torch_stack.stack_forward
+    elman_torch._torch_stack.stack_forward = lambda *a: calls.append(1) or real(*a)
+    try:
+        x = random((T, B, D), torch.float64).requires_grad_()
+        module(x)[0].sum().backward()
+    finally:
+        elman_torch._torch_stack.stack_forward = real
+    assert calls == [] and x.grad is not None
 
 
 def test_gradients_only_for_what_requires_them():
@@ -448,6 +513,42 @@ def test_half_precision_module_is_rejected(dtype):
     module = elman_torch.RNN(D, H, dtype=dtype)
     with pytest.raises(TypeError, match="float32 or float64.*float16 and bfloat16 are not supported"):
         module(torch.zeros(T, B, D, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype, kind", [(torch.int64, "integers"), (torch.complex64, "complex numbers"),
+                                         (torch.bool, "booleans")])
+def test_input_that_cannot_be_computed_in_suggests_converting_it_not_the_model(dtype, kind):
+    module = elman_torch.RNN(D, H)
+    for args, name in [((torch.zeros(T, B, D, dtype=dtype),), "input"),
+                       ((torch.zeros(T, B, D), torch.zeros(1, B, H, dtype=dtype)), "hx")]:
+        with pytest.raises(ValueError, match=f"float32 or float64 only \\(not in {kind}\\): convert "
+                                             f"it with {name}.to\\(torch.float32\\)") as caught:
+            module(*args)
+        assert "model.to" not in str(caught.value)
+
+
+@pytest.mark.parametrize("call", ["script", "trace", "script_of_a_parent"])
+def test_torchscript_is_refused_with_a_pointer_to_torch_compile(call):
+    module = elman_torch.RNN(D, H)
+    run = {"script": lambda: torch.jit.script(module),
+           "trace": lambda: torch.jit.trace(module, torch.zeros(T, B, D)),
+           "script_of_a_parent": lambda: torch.jit.script(torch.nn.Sequential(module))}[call]
+    name = "torch.jit.trace" if call == "trace" else "torch.jit.script"
+    with warnings.catch_warnings(), pytest.raises(
+            RuntimeError, match=f"{name} does not support elman.torch.RNN.*torch.compile"):
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+        run()
+
+
+def test_torch_compile_runs_it():
+    """What the TorchScript error points to works (the eager backend: no C++ compiler needed)."""
+    reference, module = make_pair()
+    compiled = torch.compile(module, backend="eager")
+    x = random((T, B, D), torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dynamo's note that it cannot trace into the kernels
+        output, h_n = compiled(x)
+    assert_close(output, reference(x)[0], torch.float64, "output")
 
 
 def test_input_of_another_dtype_is_rejected():

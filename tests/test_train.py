@@ -202,3 +202,23 @@ def test_vocabulary_round_trip():
         Vocabulary.from_json('{"letters": "ab"}')
     with pytest.raises(ValueError, match="must be distinct"):
         Vocabulary("aa")
+
+
+@pytest.mark.parametrize("indices, shown", [([-1], "index -1 .at position 0."), ([0, 4], "index 4 .at position 1."),
+                                            (np.array([[0], [2 ** 40]]), "index 1099511627776 .at position 1.")])
+def test_vocabulary_decode_refuses_indices_outside_it(indices, shown):
+    vocab = Vocabulary("abcd")
+    with pytest.raises(ValueError, match=f"{shown} is outside the vocabulary's 0..3"):
+        vocab.decode(indices)
+    with pytest.raises(TypeError, match="indices must be integers, got dtype float64"):
+        vocab.decode([1.7])
+    assert vocab.decode([]) == "" and vocab.decode(np.array([[3, 0]], np.uint8)) == "da"
+
+
+def test_vocabulary_characters_must_be_sorted_as_documented():
+    with pytest.raises(ValueError, match="must be sorted by code point, got 'c' before 'b'"):
+        Vocabulary("cba")
+    with pytest.raises(ValueError, match="must be sorted"):
+        Vocabulary.from_json('{"chars": "ba"}')
+    vocab = Vocabulary(sorted("cba"))
+    assert vocab.chars == ["a", "b", "c"] and vocab.encode("cab").tolist() == [2, 0, 1]

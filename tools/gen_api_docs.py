@@ -16,9 +16,9 @@ import os
 import re
 import sys
 
-MODULES = ["elman", "elman.torch", "elman.coursera", "elman.cells", "elman.slu",
-           "elman.stateful", "elman.keras", "elman.losses", "elman.optim", "elman.train",
-           "elman.generate"]
+MODULES = ["elman", "elman.reference", "elman.torch", "elman.coursera", "elman.cells",
+           "elman.slu", "elman.stateful", "elman.keras", "elman.losses", "elman.optim",
+           "elman.train", "elman.generate"]
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "api.md")
 
 HEADER = """# API reference
@@ -34,7 +34,7 @@ See also [install.md](install.md) and [performance.md](performance.md).
 
 def clean(text):
     """A signature or docstring without run-specific details (memory addresses)."""
-    text = re.sub(r"<function (\w+) at 0x[0-9a-f]+>", r"\1", text)
+    text = re.sub(r"<function ([\w<>.]+) at 0x[0-9a-f]+>", r"\1", text)
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
     return text
 
@@ -105,7 +105,7 @@ def document_module(module_name):
         elif callable(obj):
             lines += [f"### `{qualified}`\n", fenced(signature(obj, qualified)), doc(obj), ""]
         else:
-            lines += [f"### `{qualified}`\n", f"A constant: `{obj!r}`.", ""]
+            lines += [f"### `{qualified}`\n", f"A constant: `{clean(repr(obj))}`.", ""]
     return lines
 
 
@@ -130,9 +130,10 @@ def main():
                 print(f"{OUT} is out of date: run python tools/gen_api_docs.py", file=sys.stderr)
                 return 1
         return 0
+    from elman._files import write_atomically  # elman's one writer: atomic, permissions kept
+
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write(text)
+    write_atomically(OUT, lambda f: f.write(text), "w", encoding="utf-8")
     print(f"wrote {OUT}")
     return 0
 

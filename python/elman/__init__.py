@@ -9,7 +9,9 @@ model (layers, directions, lengths, an output layer); the submodules ``coursera`
 torch or onnx: ``elman.torch``, ``from_torch``/``to_torch`` and ``from_onnx`` load them on use.
 """
 
-from . import cells, coursera, keras, losses, optim, slu, stateful
+# reference (plain NumPy, the spec) is imported too, so that elman.reference.rnn_forward works
+# after a bare `import elman`, as the README presents it; it only needs NumPy and costs ~1 ms.
+from . import cells, coursera, keras, losses, optim, reference, slu, stateful
 from ._core import __version__
 from .config import cached_memory, free_cached_memory, get_num_threads, set_num_threads, show_config
 from .functional import (
@@ -67,6 +69,7 @@ __all__ = [
     "keras",
     "losses",
     "optim",
+    "reference",
     "slu",
     "stateful",
 ]

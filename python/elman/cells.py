@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from ._seeds import random_generator
 
 __all__ = ["BasicRNNCell", "OutputProjectionWrapper"]
 
@@ -84,7 +85,7 @@ class _Weights:
         self._owner = owner  # for error messages
         self._columns = columns
         self._dtype = None if dtype is None else _float_dtype(dtype)
-        self._rng = np.random.default_rng(seed)
+        self._rng = random_generator(seed)
         self.kernel = None
         self.bias = None
 

@@ -6,10 +6,13 @@
 
 ``train`` fits a character-level language model (Karpathy's min-char-rnn, batched and with Adam)
 to TEXT, or to the docstrings of Python's standard library when no TEXT is given. It shows a
-progress bar on stderr, prints samples on stdout as it learns, and writes three files: the model
-(PATH, by ``RNN.save``), its vocabulary (PATH with ``.vocab.json`` in place of ``.npz``), and the
-loss curve (``.loss.png``, when matplotlib is installed). ``sample`` reads the model and its
-vocabulary back and prints generated text.
+progress bar on stderr, prints samples on stdout as it learns, and writes three files as one
+unit: the model (PATH, by ``RNN.save``), its vocabulary (PATH with ``.vocab.json`` in place of
+``.npz``), and the loss curve (``.loss.png``, when matplotlib is installed). Either all of them are
+replaced or none is (``elman._files``: written next to their targets and renamed at the end);
+Ctrl-C stops training and writes what was learnt, or nothing before the first step. ``sample``
+reads the model and its vocabulary back and prints generated text as it is generated; Ctrl-C
+stops it quietly.
 
 Mistakes in the arguments or the files (a missing file, an empty text, a file that is not a
 model) are reported on one line of stderr, with exit code 2, as argparse does.
@@ -24,6 +27,8 @@ import sys
 import time
 
 import numpy as np
+
+from ._files import AtomicFiles, check_replaceable
 
 __all__ = ["main", "vocabulary_path", "loss_curve_path"]
 
@@ -164,6 +169,10 @@ def main(argv=None):
         args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args, extra)
+    except KeyboardInterrupt:  # Ctrl-C outside the loops that handle it: no traceback
+        print(file=sys.stderr)
+        _info(f"{parser.prog} {args.command}: interrupted")
+        return EXIT_INTERRUPTED
     except CommandError as error:
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -203,7 +212,7 @@ def run_train(args, _extra):
     from .optim import Adam
     from .train import Trainer
 
-    _check_output_directory(args.out)
+    _check_outputs(args.out)
     text, source = _training_text(args.text)
     vocab = Vocabulary.from_text(text)
     tokens = vocab.encode(text)
@@ -219,15 +228,15 @@ def run_train(args, _extra):
           f"{args.layers} x {args.hidden} hidden units, {args.steps} steps of "
           f"{batch} x {args.seq_len} characters")
     losses, seconds, status = _training_loop(trainer, vocab, tokens, batch, args)
+    if not losses:  # interrupted before the first step: untrained weights replace nothing
+        return status
 
-    written = _write_model(rnn, vocab, args.out)
-    if losses and _plot_losses(losses, loss_curve_path(args.out), rnn, batch, args.seq_len):
-        written.append(loss_curve_path(args.out))
-    if losses:
-        chars = len(losses) * batch * args.seq_len
-        print(f"loss {losses[0]:.3f} -> {smoothed(losses):.3f} (nats per character, mean of the "
-              f"last 50 steps) after {len(losses)} steps; {chars:,} characters in {seconds:.1f} s "
-              f"({chars / seconds:,.0f} characters/s)")
+    figure = _loss_figure(losses, rnn, batch, args.seq_len)
+    written = _write_outputs(args.out, rnn, vocab, figure)
+    chars = len(losses) * batch * args.seq_len
+    print(f"loss {losses[0]:.3f} -> {smoothed(losses):.3f} (nats per character, mean of the "
+          f"last 50 steps) after {len(losses)} steps; {chars:,} characters in {seconds:.1f} s "
+          f"({chars / seconds:,.0f} characters/s)")
     _info("wrote " + ", ".join(written))
     return status
 
@@ -251,8 +260,13 @@ def _training_loop(trainer, vocab, tokens, batch, args):
             seconds += time.perf_counter() - started  # training only: sampling is not counted
             progress.update(step, smoothed(losses), step * batch * args.seq_len / seconds)
             if sample_every and (step % sample_every == 0 or step == args.steps):
-                generated = sample(trainer.rnn, prime, args.sample_length,
-                                   temperature=args.temperature, seed=args.seed + step)
+                try:
+                    generated = sample(trainer.rnn, prime, args.sample_length,
+                                       temperature=args.temperature, seed=args.seed + step)
+                except ValueError as error:  # NaN weights: step `step` diverged
+                    progress.clear()
+                    raise CommandError(f"training diverged at step {step}: {error}; nothing "
+                                       f"written") from None
                 progress.clear()
                 print(f"----- sample after step {step} (loss {smoothed(losses):.3f}) -----")
                 print(vocab.decode(generated), flush=True)
@@ -260,7 +274,11 @@ def _training_loop(trainer, vocab, tokens, batch, args):
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
         progress.clear()
-        _info(f"interrupted after {len(losses)} steps: saving the model as it is")
+        if losses:
+            _info(f"interrupted after {len(losses)} steps: saving the model as it is")
+        else:
+            _info(f"interrupted before the first step: nothing written ({args.out!r} and the "
+                  f"files beside it are as they were)")
     except FloatingPointError as error:
         progress.clear()
         raise CommandError(f"{error} at step {len(losses) + 1}") from None
@@ -268,23 +286,37 @@ def _training_loop(trainer, vocab, tokens, batch, args):
     return losses, seconds, status
 
 
-def _write_model(rnn, vocab, out):
-    """Save the model and, beside it, its vocabulary; returns the paths written."""
+def _write_outputs(out, rnn, vocab, figure):
+    """The model, its vocabulary and (figure not None) its loss curve as one unit: all of them
+    are replaced, or, when one cannot be written, none (elman._files). Returns the paths."""
+    paths = [out, vocabulary_path(out)] + ([] if figure is None else [loss_curve_path(out)])
     try:
-        rnn.save(out)
-        with open(vocabulary_path(out), "w", encoding="ascii") as f:
-            f.write(vocab.to_json() + "\n")
+        with AtomicFiles() as files:
+            rnn.save(files.open(out))
+            files.open(paths[1], "w", encoding="ascii").write(vocab.to_json() + "\n")
+            if figure is not None:
+                figure.savefig(files.open(paths[2]), format="png")
     except OSError as error:
-        raise CommandError(f"cannot write the model: {error}") from None
-    return [out, vocabulary_path(out)]
+        raise CommandError(f"{_cannot_write(error)}; none of {', '.join(map(repr, paths))} was "
+                           f"replaced") from None
+    return paths
 
 
-def _check_output_directory(out):
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise CommandError(f"cannot write {out!r}: the directory {directory!r} does not exist")
-    if os.path.isdir(out):
-        raise CommandError(f"cannot write {out!r}: it is a directory")
+def _check_outputs(out):
+    """Before any work: each file train writes can be written (an existing folder; a regular
+    file or nothing there, symlinks followed)."""
+    for path in (out, vocabulary_path(out), loss_curve_path(out)):
+        try:
+            check_replaceable(path)
+        except OSError as error:
+            raise CommandError(_cannot_write(error)) from None
+
+
+def _cannot_write(error):
+    """One line for an OSError of elman._files (which names the user's path)."""
+    if error.filename is None:
+        return str(error)  # already says "cannot write PATH: ..."
+    return f"cannot write {error.filename!r}: {error.strerror or error}"
 
 
 def _training_text(path):
@@ -328,14 +360,14 @@ def smoothed(losses, window=50):
     return sum(recent) / len(recent)
 
 
-def _plot_losses(losses, path, rnn, batch, seq_len):
-    """Draw the loss curve to a PNG; without matplotlib, say so in one line and return False."""
+def _loss_figure(losses, rnn, batch, seq_len):
+    """The loss curve as a matplotlib Figure; without matplotlib, say so in one line, None."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         _info("matplotlib is not installed: no loss curve (pip install matplotlib)")
-        return False
+        return None
     steps = np.arange(1, len(losses) + 1)
     window = min(50, len(losses))
     running = np.convolve(losses, np.ones(window) / window, mode="valid")  # means of `window` steps
@@ -352,11 +384,7 @@ def _plot_losses(losses, path, rnn, batch, seq_len):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as error:
-        raise CommandError(f"cannot write {path!r}: {error.strerror or error}") from None
-    return True
+    return fig
 
 
 class Progress:
@@ -425,7 +453,7 @@ def _info(message):
 # --------------------------------------------------------------------------- #
 
 def run_sample(args, _extra):
-    from .generate import sample
+    from .generate import iter_sample
 
     rnn, vocab = load_char_model(args.model)
     if args.prime is not None:
@@ -437,9 +465,30 @@ def run_sample(args, _extra):
             raise CommandError(f"--prime: {error} of {args.model!r}") from None
     else:
         start = vocab.encode("\n") if "\n" in vocab.index else np.array([0])
-    generated = sample(rnn, start, args.length, temperature=args.temperature, seed=args.seed)
-    print((args.prime or "") + vocab.decode(generated), flush=True)
-    return 0
+    try:
+        tokens = iter_sample(rnn, start, args.length, temperature=args.temperature,
+                             seed=args.seed)
+    except ValueError as error:  # e.g. a model whose weights are NaN
+        raise CommandError(f"cannot sample from {args.model!r}: {error}") from None
+    return _stream_text(args.prime or "", tokens, vocab)
+
+
+def _stream_text(prime, tokens, vocab):
+    """Print prime, then each generated character as soon as it is drawn; Ctrl-C ends the text
+    there, quietly (exit code 130)."""
+    out = sys.stdout
+    status = 0
+    try:
+        out.write(prime)
+        out.flush()
+        for token in tokens:
+            out.write(vocab.chars[token])
+            out.flush()  # a character at a time, so a terminal or a pipe sees it at once
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+    out.write("\n")
+    out.flush()
+    return status
 
 
 def load_char_model(path):

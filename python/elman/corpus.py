@@ -84,7 +84,10 @@ def _doc(obj):
 class Vocabulary:
     """The characters of a text, each with an index: ``encode`` text to indices, ``decode`` back.
 
-    chars: the characters, sorted by code point, so the same text always gives the same indices.
+    chars: distinct single characters sorted by code point (``Vocabulary.from_text(text)`` or
+    ``Vocabulary(sorted(chars))``), so the same text always gives the same indices; characters
+    out of order raise ValueError rather than being reordered, which would silently give them
+    other indices than their positions.
     """
 
     def __init__(self, chars):
@@ -95,11 +98,16 @@ class Vocabulary:
             raise ValueError("vocabulary entries must be single characters")
         if len(set(chars)) != len(chars):
             raise ValueError("vocabulary characters must be distinct")
+        codes = np.array([ord(c) for c in chars], dtype=np.uint32)
+        unsorted = np.flatnonzero(codes[1:] < codes[:-1])
+        if unsorted.size:
+            i = int(unsorted[0])
+            raise ValueError(f"vocabulary characters must be sorted by code point, got "
+                             f"{chars[i]!r} before {chars[i + 1]!r} (at {i} and {i + 1}): pass "
+                             f"sorted(chars), or use Vocabulary.from_text")
         self.chars = chars
         self.index = {c: i for i, c in enumerate(chars)}
-        codes = np.array([ord(c) for c in chars], dtype=np.uint32)
-        self._order = np.argsort(codes).astype(np.int64)  # index of each code, in code order
-        self._sorted_codes = codes[self._order]
+        self._codes = codes  # sorted, so encode is a binary search
 
     @classmethod
     def from_text(cls, text):
@@ -117,20 +125,31 @@ class Vocabulary:
 
     def encode(self, text):
         """Indices int64[len(text)]; a character outside the vocabulary raises ValueError."""
-        # Vectorised: the text's code points (UTF-32) looked up among the vocabulary's, which
-        # are kept sorted for this search.
+        # Vectorised: the text's code points (UTF-32) looked up among the vocabulary's (sorted).
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        where = np.searchsorted(self._sorted_codes, codes)
+        where = np.searchsorted(self._codes, codes)
         found = np.minimum(where, len(self.chars) - 1)
-        unknown = self._sorted_codes[found] != codes
+        unknown = self._codes[found] != codes
         if unknown.any():
             char = text[int(np.argmax(unknown))]
             raise ValueError(f"character {char!r} is not in the vocabulary")
-        return self._order[found]
+        return found.astype(np.int64)
 
     def decode(self, indices):
-        """The text of a sequence of indices."""
-        return "".join(self.chars[i] for i in np.asarray(indices, dtype=np.int64).reshape(-1))
+        """The text of a sequence of indices (integers in 0..len(self)-1, any shape, read in
+        order); a negative or too large index raises ValueError, as does a non-integer one."""
+        ids = np.asarray(indices)
+        if ids.size == 0:
+            return ""
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got dtype {ids.dtype}")
+        ids = ids.reshape(-1)
+        bad = np.flatnonzero((ids < 0) | (ids >= len(self.chars)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"index {ids[i]} (at position {i}) is outside the vocabulary's "
+                             f"0..{len(self.chars) - 1}")
+        return "".join(self.chars[i] for i in ids)
 
     def to_json(self):
         return json.dumps({"chars": "".join(self.chars)}, ensure_ascii=True)

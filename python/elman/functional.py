@@ -9,7 +9,9 @@ Input rules, shared by every function here:
 
 * A call computes in one dtype, float32 or float64, and returns that dtype: NumPy's result type of
   the array arguments, with float16 computed in float32 and integers, booleans and wider floats
-  computed in float64 (so float32 with float64 gives float64, as in NumPy).
+  computed in float64 (so float32 with float64 gives float64, as in NumPy). Wider floats are
+  NumPy's long double (``np.longdouble``, 80 or 128 bits on most Linux machines): it is rounded
+  to float64, the result is float64 and its extra precision is not used; there is no warning.
 * Lists and other array-likes are converted with ``numpy.asarray``; complex, string and object
   data raise ``TypeError``.
 * C-contiguous, aligned, native-endian arrays of the compute dtype are read in place (zero copy);

@@ -14,13 +14,16 @@ import math
 
 import numpy as np
 
-__all__ = ["sample", "next_token_distribution"]
+from ._seeds import random_generator
+
+__all__ = ["sample", "iter_sample", "next_token_distribution"]
 
 
 def sample(rnn, start, length, temperature=1.0, h0=None, seed=None):
     """Generate ``length`` token indices, each sampled and fed back as the next input.
 
-    rnn          an elman.RNN with ``output_size == input_size == V`` (unidirectional)
+    rnn          an elman.RNN with ``output_size == input_size == V`` (unidirectional) and
+                 finite weights (NaN or infinity in rnn.params raises ValueError)
     start        what the model reads before the first sample: a token index (int), a
                  sequence of indices, or input vectors ``[D]`` / ``[T0, D]`` (e.g. one-hot rows)
     length       number of tokens to generate (>= 0); the start is not included in the result
@@ -32,33 +35,47 @@ def sample(rnn, start, length, temperature=1.0, h0=None, seed=None):
                  the learned h0 or zeros)
     seed         seed of the random generator (anything numpy.random.default_rng takes, or a
                  Generator): the same seed gives the same tokens
-    Returns int64[length].
+    Returns int64[length]. :func:`iter_sample` gives the same tokens one at a time.
 
     Every step, of the start and of the generation, is one step of ``rnn.stream`` (the model's
     step allocates nothing; its forward cache is left alone, so sampling between a forward and
     its backward is safe). Python works per step here, which generation cannot avoid: each
-    step's input is the previous step's choice.
+    step's input is the previous step's choice. An output that is not finite (NaN, infinity)
+    raises ValueError rather than giving tokens drawn from nothing.
     """
+    length = _non_negative_int(length, "length")
+    tokens = iter_sample(rnn, start, length, temperature=temperature, h0=h0, seed=seed)
+    return np.fromiter(tokens, dtype=np.int64, count=length)
+
+
+def iter_sample(rnn, start, length, temperature=1.0, h0=None, seed=None):
+    """:func:`sample` as an iterator: yields each token index (an int) as soon as it is drawn,
+    e.g. to print text as it is generated or to stop early. The arguments are checked when this
+    is called, before the first token; the same arguments give the same tokens as sample."""
     V = _check_generator_model(rnn)
     length = _non_negative_int(length, "length")
     temperature = _checked_temperature(temperature)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = random_generator(seed)
     prime = _start_inputs(start, V, rnn.dtype)  # [T0, V]
     stream = rnn.stream(1, h0=h0)  # checks h0's shape
-    tokens = np.empty(length, dtype=np.int64)
+    return _tokens(rnn, stream, prime, V, length, temperature, rng)
+
+
+def _tokens(rnn, stream, prime, V, length, temperature, rng):
+    """The generator behind iter_sample, once its arguments are checked."""
     if length == 0:
-        return tokens
+        return
     for x_t in prime:
         scores = stream.step(x_t)  # [V], valid until the next step
     x_t = np.zeros(V, dtype=rnn.dtype)  # the one-hot input, rewritten each step
     for i in range(length):
+        _check_finite_scores(scores, rnn.output_activation, i)
         token = _draw(next_token_distribution(scores, rnn.output_activation, temperature), rng)
-        tokens[i] = token
+        yield token
         if i + 1 < length:
             x_t[token] = 1
             scores = stream.step(x_t)
             x_t[token] = 0
-    return tokens
 
 
 def next_token_distribution(scores, output_activation, temperature):
@@ -97,7 +114,8 @@ def _draw(probs, rng):
 
 
 def _check_generator_model(rnn):
-    """V, the token count, after checking the model can feed its outputs back as inputs."""
+    """V, the token count, after checking the model can feed its outputs back as inputs and
+    that its weights are finite (NaN weights give NaN scores: no distribution to draw from)."""
     if getattr(rnn, "bidirectional", False):
         raise ValueError("sample needs a unidirectional RNN: a bidirectional one reads the whole "
                          "sequence before its first output")
@@ -108,7 +126,21 @@ def _check_generator_model(rnn):
     if rnn.output_activation not in ("identity", "softmax"):
         raise ValueError(f"sample needs logits or probabilities: output_activation must be "
                          f"'identity' or 'softmax', got {rnn.output_activation!r}")
+    for name, value in rnn.params.items():
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"rnn.params[{name!r}] holds NaN or infinity: a model with "
+                             f"non-finite weights has no distribution to sample from")
     return V
+
+
+def _check_finite_scores(scores, output_activation, step):
+    """A ValueError unless the model's output at this step can be a distribution (finite logits;
+    probabilities may be 0, whose log is -inf, but not NaN)."""
+    bad = np.isnan(scores) if output_activation == "softmax" else ~np.isfinite(scores)
+    if bad.any():
+        raise ValueError(f"the model's output before generated token {step} holds "
+                         f"{scores[np.argmax(bad)]} at index {int(np.argmax(bad))}: "
+                         f"nothing to sample from (did the weights overflow?)")
 
 
 def _non_negative_int(value, name):

@@ -9,7 +9,7 @@ never views of their arguments.
 
     from elman.keras import from_keras_weights, to_keras_weights
     weights = from_keras_weights(*keras_layer.get_weights())      # dict W_xh, W_hh, b_h
-    rnn = from_keras_weights(*keras_layer.get_weights(), as_model=True)   # an elman.RNN
+    rnn = from_keras_weights(*keras_layer.get_weights(), as_model=True)   # an elman.RNN, x[B, T, D]
     keras_layer.set_weights(to_keras_weights(rnn))
 """
 
@@ -66,12 +66,15 @@ def from_keras_weights(kernel, recurrent_kernel, bias=None, *, as_model=False,
     Arguments:
         kernel[D, H], recurrent_kernel[H, H], bias[H]   SimpleRNN.get_weights(), in that order;
                                                         bias None for a layer with use_bias=False
-        as_model     False: return the arrays; True: return a one-layer elman.RNN holding them
+        as_model     False: return the arrays; True: return a one-layer elman.RNN holding them,
+                     in the Keras layer's layout: batch_first=True, so it takes Keras' x[B, T, D]
+                     and returns out[B, T, H] (SimpleRNN's return_sequences=True) and h_n[1, B, H]
         activation   with as_model, the Keras layer's activation: "tanh" (Keras' default),
                      "relu", "sigmoid" or "linear"; the weights do not record it
     Returns:
         {"W_xh": kernel.T [H, D], "W_hh": recurrent_kernel.T [H, H], "b_h": bias [H]} as new
-        C-contiguous arrays of one dtype (float32 stays float32), or an elman.RNN(D, H).
+        C-contiguous arrays of one dtype (float32 stays float32), or an
+        elman.RNN(D, H, batch_first=True).
     """
     kernel, recurrent_kernel, bias = _check_weights(kernel, recurrent_kernel, bias)
     dtype = _common_dtype(kernel, recurrent_kernel, bias)
@@ -88,7 +91,9 @@ def from_keras_weights(kernel, recurrent_kernel, bias=None, *, as_model=False,
     from .model import RNN
 
     H, D = weights["W_xh"].shape
-    rnn = RNN(D, H, activation=KERAS_ACTIVATIONS[activation], dtype=dtype.name)
+    # batch_first: Keras sequences are x[B, T, D]; a time-major model would read them as T
+    # sequences of B steps without any error when the sizes allow it.
+    rnn = RNN(D, H, activation=KERAS_ACTIVATIONS[activation], dtype=dtype.name, batch_first=True)
     for name, value in weights.items():
         rnn.params[f"{name}_l0"][...] = value  # the live arrays: assign in place
     return rnn

@@ -11,8 +11,8 @@ follows the same rules:
   mask), so a mask of ones gives PyTorch's mean. A position with mask 0 contributes exactly 0 to
   the loss and the gradient, even where the prediction is NaN; nothing counting gives loss 0.
 * Inputs are never modified. The loss is a Python float computed in the predictions' dtype
-  (float32 or float64; float16 computes in float32, integers in float64); the gradient has that
-  dtype and the predictions' shape.
+  (float32 or float64; float16 computes in float32, integers in float64, long double is rounded
+  to float64); the gradient has that dtype and the predictions' shape.
 
 Softmax cross-entropy is fused with the output layer: build the model with
 ``output_activation="identity"`` so its outputs are logits, and let :func:`cross_entropy` apply
@@ -42,13 +42,30 @@ def cross_entropy(logits, targets, mask=None, reduction="mean"):
     logits[T, B, C]  unnormalised scores, e.g. the outputs of an RNN with ``output_size=C`` and
                      ``output_activation="identity"`` (any leading shape works)
     targets[T, B]    integer classes in [0, C); not read where the mask is 0 (padding may be -1)
-    mask[T, B]       optional weights, 0 ignores a position
+    mask[T, B]       optional weights, 0 ignores a position; as for every loss here, a leading
+                     part of targets' shape works too (mask[T] weighs whole steps)
     Returns ``(loss, dlogits[T, B, C])``; the same as PyTorch's ``cross_entropy`` on the logits
     moved to ``[N, C]``. Computed in one pass by the C++ kernel
     (:func:`elman.softmax_cross_entropy`).
     """
     _check_reduction(reduction)
+    if mask is not None:
+        mask = _positions_mask(mask, np.shape(targets))
     return softmax_cross_entropy(logits, targets, mask, reduction)
+
+
+def _positions_mask(mask, positions):
+    """A mask of targets' shape (positions), from one of that shape or a leading part of it
+    (broadcast over the axes it lacks, as the other losses broadcast theirs)."""
+    m = np.asarray(mask)
+    if m.dtype.kind not in "biuf":
+        raise TypeError(f"mask must be bool or numbers, got dtype {m.dtype}")
+    if m.shape == tuple(positions):
+        return mask
+    if m.ndim > len(positions) or m.shape != tuple(positions[:m.ndim]):
+        raise ValueError(f"mask has shape {m.shape}, expected targets' shape {tuple(positions)} "
+                         f"or a leading part of it")
+    return np.broadcast_to(m.reshape(m.shape + (1,) * (len(positions) - m.ndim)), positions)
 
 
 def mse(predictions, targets, mask=None, reduction="mean"):

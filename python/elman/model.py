@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import _core
+from ._files import write_atomically
+from ._npz import NpzReader
+from ._seeds import random_generator
 from .functional import output_backward, output_forward
 from .stack import backward_from_top, expect_shape, real_array, stack_forward
 
@@ -181,7 +183,7 @@ class RNN:
         self.learn_h0 = config["learn_h0"]
         self.dtype = np.dtype(config["dtype"])
         self._shapes = parameter_shapes(config)
-        self.params = self._initial_params(np.random.default_rng(seed), recurrent_init)
+        self.params = self._initial_params(random_generator(seed), recurrent_init)
         self.grads = {name: np.zeros(shape, dtype=self.dtype)
                       for name, shape in self._shapes.items()}
         self.dh0 = None  # dL/d(initial state used by the last forward), set by backward
@@ -273,6 +275,7 @@ class RNN:
         if cache is None:
             raise RuntimeError("backward() needs a forward() first: there is no forward pass to "
                                "backpropagate through")
+        self._check_grads()  # before any work: backward writes into these arrays
         timing, LD, H = cache.stack.timing, self.num_layers * self.num_directions, self.hidden_size
         d_top, owned, d_output_layer = self._top_gradient(cache, d_out)
         if d_h_n is not None:
@@ -307,6 +310,20 @@ class RNN:
         d_top, dW_hy, db_y = output_backward(d_out, cache.top, cache.ys, cache.W_hy,
                                              self.output_activation)
         return d_top, True, (dW_hy, db_y)
+
+    def _check_grads(self):
+        """A ValueError unless every rnn.grads entry is still a writable array of its parameter's
+        shape and the model's dtype (a user may have replaced one; backward fills them in place)."""
+        for name, shape in self._shapes.items():
+            value = self.grads.get(name)
+            if (isinstance(value, np.ndarray) and value.shape == shape
+                    and value.dtype == self.dtype and value.flags.writeable):
+                continue
+            got = (f"a {'read-only ' if not value.flags.writeable else ''}{value.dtype} array of "
+                   f"shape {value.shape}" if isinstance(value, np.ndarray)
+                   else "nothing" if value is None else type(value).__name__)
+            raise ValueError(f"rnn.grads[{name!r}] must be a writable {self.dtype} array of shape "
+                             f"{shape} (backward writes the gradient into it), got {got}")
 
     def _store_grads(self, dweights, d_output_layer, dh0_learned):
         """Overwrite rnn.grads in place from the stack's gradients (list over k), the output
@@ -372,54 +389,59 @@ class RNN:
     # ------------------------------------------------------------------ files
 
     def save(self, path):
-        """Write the model to path as an .npz (exactly that path; written to a temporary file
-        and renamed, so a crash never leaves half a file): ``format_version``, ``config`` (JSON
-        text) and every parameter by name. path may also be a writable binary file object."""
+        """Write the model to path as an .npz: ``format_version``, ``config`` (JSON text) and
+        every parameter by name. path may also be a writable binary file object.
+
+        A path is written atomically (a temporary file next to it, renamed over it once complete,
+        so an error or a crash never leaves half a file): a symlink is followed, a replaced file
+        keeps its permissions, and anything but a regular file (a directory, a FIFO, a device)
+        is refused with an OSError and left untouched. Exactly that path is written (no ``.npz``
+        is appended)."""
         arrays = {"format_version": np.array(FORMAT_VERSION, dtype=np.int64),
                   "config": np.array(json.dumps(self.config())),
                   **{name: self._checked_param(name) for name in self._shapes}}
         if hasattr(path, "write"):
             np.savez(path, **arrays)
             return
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".elman-",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            umask = os.umask(0)  # mkstemp makes the file private; give it the usual permissions
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path):
         """The model saved at path (or in a binary file object) by RNN.save.
 
-        Nothing in the file is executed (no pickle). Raises ValueError, naming what is wrong,
-        for anything but a complete file of a supported format_version: unreadable or truncated
-        data, a wrong or missing config, a missing, misshapen, wrongly typed or unexpected array.
+        Nothing in the file is executed (no pickle), and no array is read before its header
+        (shape and dtype) has been checked against the file's config, so a small file cannot
+        make load decompress more than the model it describes. Raises ValueError, naming the file
+        and what is wrong, for anything but a complete file of a supported format_version:
+        unreadable or truncated data, a wrong or missing config, a missing, misshapen, wrongly
+        typed or unexpected array. A missing or unreadable file raises open()'s OSError.
         """
         where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the file"
-        arrays = _read_npz(path, where)
-        config = _saved_config(arrays, where)
-        shapes = parameter_shapes(config)
-        unexpected = sorted(set(arrays) - set(shapes))
-        if unexpected:
-            raise ValueError(f"{where}: unexpected arrays {unexpected} for this config")
-        for name, shape in shapes.items():
-            if name not in arrays:
-                raise ValueError(f"{where}: the parameter {name!r} is missing")
-            value = arrays[name]
-            if value.shape != shape or value.dtype != np.dtype(config["dtype"]):
-                raise ValueError(f"{where}: parameter {name!r} is a {value.dtype} array of shape "
-                                 f"{value.shape}, expected {config['dtype']} of shape {shape}")
-        model = cls(**config, seed=0)
-        for name in shapes:
-            np.copyto(model.params[name], arrays[name])
+        if hasattr(path, "read"):
+            return cls._from_npz(path, where)
+        with open(path, "rb") as f:
+            return cls._from_npz(f, where)
+
+    @classmethod
+    def _from_npz(cls, f, where):
+        with NpzReader(f, where) as npz:
+            config = _saved_config(npz, where)
+            shapes = parameter_shapes(config)
+            unexpected = sorted(set(npz.names) - set(shapes) - {"format_version", "config"})
+            if unexpected:
+                raise ValueError(f"{where}: unexpected arrays {unexpected} for this config")
+            missing = [name for name in shapes if name not in npz.names]
+            if missing:
+                raise ValueError(f"{where}: the parameter {missing[0]!r} is missing")
+            for name, shape in shapes.items():  # every header first: no data read for nothing
+                declared_shape, declared_dtype = npz.header(name)
+                if declared_shape != shape or declared_dtype != np.dtype(config["dtype"]):
+                    raise ValueError(f"{where}: parameter {name!r} is a {declared_dtype} array of "
+                                     f"shape {declared_shape}, expected {config['dtype']} of shape "
+                                     f"{shape}")
+            model = cls(**config, seed=0)
+            for name, shape in shapes.items():
+                np.copyto(model.params[name], npz.read(name, shape, config["dtype"]))
         return model
 
     def to_onnx(self, path, *, opset=None, dtype=None, h0_input=False, lengths_input=False):
@@ -570,50 +592,32 @@ def _read_only(a):
 # Reading saved files
 # --------------------------------------------------------------------------- #
 
-def _read_npz(path, where):
-    """{name: array} of every array in an .npz, read without pickle; ValueError if it is not one.
-
-    A missing or unreadable file raises the OSError of open(). Once the file is open, any failure
-    to parse it means bad data; NumPy and zipfile raise many kinds (BadZipFile, EOFError,
-    NotImplementedError for a mangled version field, zlib.error, OSError for a seek past the
-    end, ...), so all become one ValueError naming the cause.
-    """
-    if hasattr(path, "read"):
-        return _parse_npz(path, where)
-    with open(path, "rb") as f:
-        return _parse_npz(f, where)
+MAX_CONFIG_CHARACTERS = 1 << 16  # a config is about 300; its header is checked before reading
 
 
-def _parse_npz(f, where):
-    try:
-        data = np.load(f, allow_pickle=False)
-        if isinstance(data, np.lib.npyio.NpzFile):
-            with data:
-                return {name: data[name] for name in data.files}
-    except Exception as e:  # see _read_npz: the data is bad, whatever the parser tripped on
-        raise ValueError(f"{where} is not a readable .npz file written by elman.RNN.save "
-                         f"({type(e).__name__}: {e})") from e
-    raise ValueError(f"{where} holds a single array (.npy), not an .npz written by elman.RNN.save")
-
-
-def _saved_config(arrays, where):
-    """The validated config of a saved file; pops 'format_version' and 'config' from arrays."""
-    if "format_version" not in arrays or "config" not in arrays:
+def _saved_config(npz, where):
+    """The validated config of a saved file, from its 'format_version' and 'config' members."""
+    if "format_version" not in npz.names or "config" not in npz.names:
         raise ValueError(f"{where} is not an elman.RNN file: it lacks 'format_version' or 'config'")
-    version = arrays.pop("format_version")
-    if version.shape != () or version.dtype.kind not in "iu":
-        raise ValueError(f"{where}: format_version must be an integer, got {version.dtype} "
-                         f"of shape {version.shape}")
-    if int(version) != FORMAT_VERSION:
-        raise ValueError(f"{where} has format_version {int(version)}; this elman reads "
+    shape, dtype = npz.header("format_version")
+    if shape != () or dtype.kind not in "iu" or dtype.itemsize > 8:
+        raise ValueError(f"{where}: format_version must be an integer, got {dtype} "
+                         f"of shape {shape}")
+    version = int(npz.read("format_version", shape, dtype))
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{where} has format_version {version}; this elman reads "
                          f"format_version {FORMAT_VERSION}")
-    text = arrays.pop("config")
-    if text.shape != () or text.dtype.kind != "U":
-        raise ValueError(f"{where}: config must be a JSON string, got {text.dtype} "
-                         f"of shape {text.shape}")
+    shape, dtype = npz.header("config")
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_CONFIG_CHARACTERS:
+        raise ValueError(f"{where}: config must be a JSON string of at most "
+                         f"{MAX_CONFIG_CHARACTERS} characters, got {dtype} of shape {shape}")
+    text = str(npz.read("config", shape, dtype))
     try:
-        config = json.loads(str(text))
-    except json.JSONDecodeError as e:
+        config = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where}: config is not an elman config: its JSON is nested too "
+                         f"deeply to read") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of more digits than Python reads
         raise ValueError(f"{where}: config is not valid JSON ({e})") from e
     if not isinstance(config, dict) or set(config) != set(CONFIG_KEYS):
         keys = sorted(config) if isinstance(config, dict) else type(config).__name__

@@ -44,10 +44,10 @@ Semantics that needed care (checked against onnxruntime 1.32 in tests/test_onnx.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from ._files import write_atomically
 from .model import RNN, parameter_shapes
 
 __all__ = ["to_onnx", "from_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -83,8 +83,9 @@ def to_onnx(rnn, path, *, opset=None, dtype=None, h0_input=False, lengths_input=
 
     Arguments:
         rnn             an elman.RNN
-        path            file name (written to a temporary file, then renamed) or a writable
-                        binary file object
+        path            file name (written atomically, as RNN.save writes: a symlink is
+                        followed, permissions kept, only a regular file replaced) or a
+                        writable binary file object
         opset           ONNX opset version, MIN_OPSET..the installed onnx's newest
                         (default DEFAULT_OPSET = 17)
         dtype           the graph's float type, "float32" or "float64"; None (default): the
@@ -172,21 +173,12 @@ def _model_params(rnn, config):
 
 
 def _write_bytes(path, data):
-    """data to a binary file object, or to the file path through a temporary file and a rename
-    (a crash never leaves half a model behind)."""
+    """data to a binary file object, or atomically to the file path (elman._files: a crash never
+    leaves half a model behind, a symlink is followed, permissions are kept)."""
     if hasattr(path, "write"):
         path.write(data)
         return
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".elman-",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: f.write(data))
 
 
 class _GraphWriter:

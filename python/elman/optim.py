@@ -504,7 +504,23 @@ def _checked_params(params):
             raise TypeError(f"params[{name!r}] has dtype {p.dtype}; expected float32 or float64")
         if not p.flags.writeable:
             raise ValueError(f"params[{name!r}] is read-only; the optimizer updates it in place")
+    _check_no_shared_memory(params)
     return dict(params)
+
+
+def _check_no_shared_memory(params):
+    """A ValueError when two parameters are the same array or overlapping views: a step would
+    update the shared entries twice, with two states (torch refuses a parameter given twice)."""
+    items = list(params.items())
+    for i, (name, p) in enumerate(items):
+        for other, q in items[:i]:
+            # may_share_memory compares bounds (cheap); shares_memory then decides exactly, so
+            # interleaved views such as a[::2] and a[1::2] are allowed.
+            if p.size and q.size and np.may_share_memory(p, q) and np.shares_memory(p, q):
+                what = "the same array" if p is q else "views of overlapping memory"
+                raise ValueError(f"params[{other!r}] and params[{name!r}] are {what}: each "
+                                 f"parameter must have memory of its own, or a step would update "
+                                 f"the shared entries twice")
 
 
 def _checked_grads(grads, params):

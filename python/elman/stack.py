@@ -60,7 +60,16 @@ __all__ = ["stack_forward", "stack_backward", "StackCache", "Timing"]
 
 def real_array(a, name):
     """numpy.asarray(a), or a TypeError unless it holds real numbers (float, int or bool)."""
-    arr = np.asarray(a)
+    if a is None:
+        raise TypeError(f"{name} must be an array of real numbers, got None")
+    try:
+        arr = np.asarray(a)
+    except ValueError as error:  # a ragged nested list
+        raise ValueError(f"{name} must be an array of real numbers: {error}") from None
+    if arr.dtype.kind == "O" and not isinstance(a, np.ndarray):
+        # asarray of something that is not numbers (a dict, a ragged list): say what it was
+        raise TypeError(f"{name} must be an array of real numbers, got {type(a).__name__} "
+                        f"(which NumPy reads as an object array)")
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr

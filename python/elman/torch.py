@@ -32,8 +32,14 @@ Differences, each an explicit error rather than a silent change:
 * CPU tensors only (a CUDA or other device tensor raises ``ValueError``: use torch.nn.RNN there);
 * float32 and float64 only (float16 and bfloat16 raise ``TypeError``; so does autocast's mixing
   of dtypes: the input must have the parameters' dtype);
-* no double backward: the Function is ``once_differentiable``, differentiating a gradient raises
-  ``RuntimeError`` (torch.nn.RNN on the CPU supports it);
+* double backward (``create_graph=True``: gradient penalties, Hessian-vector products,
+  ``gradgradcheck``) is supported as torch.nn.RNN supports it, but not by the kernels: that
+  backward recomputes the forward in torch operations (one per step, :mod:`elman._torch_stack`)
+  and differentiates it, so its gradient has a graph; it is as slow as a Python loop over time;
+* TorchScript is not supported (``torch.jit.script`` and ``torch.jit.trace`` raise
+  ``RuntimeError``): the kernels run on NumPy arrays, which TorchScript cannot record. Use
+  ``torch.compile``, which runs the module as it is, or torch.nn.RNN, which loads this module's
+  state_dict;
 * no ``proj_size`` (torch.nn.RNN has none either: it is an LSTM option);
 * the output of a unidirectional module is the last layer's states themselves, which backward
   reads, so changing it in place before backward (e.g. ``nn.Dropout(inplace=True)``) raises
@@ -58,14 +64,20 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 from torch.nn.utils.rnn import PackedSequence
 
+from elman import _torch_stack
 from elman.stack import stack_backward, stack_forward
 
 __all__ = ["RNN", "from_torch_module"]
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
+
+TORCHSCRIPT_UNSUPPORTED = (
+    "{call} does not support elman.torch.RNN: TorchScript cannot record its kernels, which run on "
+    "NumPy arrays. Use torch.compile(model) instead (it runs elman.torch.RNN as it is), or, for "
+    "TorchScript, a torch.nn.RNN with this module's state_dict (torch.nn.RNN(...)."
+    "load_state_dict(rnn.state_dict())).")
 
 
 # --------------------------------------------------------------------------- #
@@ -120,7 +132,8 @@ class ElmanStackFunction(torch.autograd.Function):
                             with bias, bias_ih, bias_hh
     -> (output[T, B, dirs*H], h_n[L*dirs, B, H])
 
-    Backward is once-differentiable: differentiating its result again raises RuntimeError.
+    Backward runs the kernels; when autograd wants the gradient's own graph (create_graph=True)
+    it recomputes the forward in torch operations and differentiates that instead.
     """
 
     FIRST_TENSOR = 5  # apply's arguments before x are configuration, not differentiable
@@ -144,12 +157,14 @@ class ElmanStackFunction(torch.autograd.Function):
         shared_output = () if bidirectional else (output,)
         ctx.save_for_backward(carrier, x, hx, *flat_weights, *shared_output)
         ctx.output_shape = tuple(output.shape)
+        ctx.config = (lengths, num_layers, bidirectional, nonlinearity, bias, len(flat_weights))
         ctx.set_materialize_grads(False)  # None for an unused output: d_h_n then costs nothing
         return output, h_n
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_output, d_h_n):
+        if torch.is_grad_enabled():  # create_graph=True: the gradient must have a graph too
+            return ElmanStackFunction.differentiable_backward(ctx, d_output, d_h_n)
         carrier = ctx.saved_tensors[0]  # raises if a saved tensor was changed in place
         cache = getattr(carrier, "stack_cache", None)
         if cache is None:
@@ -174,6 +189,39 @@ class ElmanStackFunction(torch.autograd.Function):
                 grads += [torch.from_numpy(db_h), torch.from_numpy(db_h.copy())]
         config_grads = [None] * ElmanStackFunction.FIRST_TENSOR
         return (*config_grads, *(g if need else None for g, need in zip(grads, needs)))
+
+    @staticmethod
+    def differentiable_backward(ctx, d_output, d_h_n):
+        """backward as torch operations (a recomputed forward, differentiated with
+        create_graph=True), so that the gradient can itself be differentiated.
+
+        The saved inputs come back with their autograd history, so the recomputed graph hangs
+        on the same parameters and inputs as the forward did; the kernels' arrays are not used.
+        """
+        lengths, num_layers, bidirectional, nonlinearity, bias, n_weights = ctx.config
+        _, x, hx, *rest = ctx.saved_tensors
+        inputs = [x, hx, *rest[:n_weights]]
+        needs = ctx.needs_input_grad[ElmanStackFunction.FIRST_TENSOR:]
+        wanted = [i for i, (t, need) in enumerate(zip(inputs, needs)) if need and t is not None]
+        pairs = [(out, grad) for out, grad in zip(ElmanStackFunction.recompute(ctx, inputs),
+                                                  (d_output, d_h_n)) if grad is not None]
+        grads = [None] * len(inputs)
+        if pairs and wanted:
+            found = torch.autograd.grad([out for out, _ in pairs], [inputs[i] for i in wanted],
+                                        [grad for _, grad in pairs], create_graph=True,
+                                        allow_unused=True)
+            for i, grad in zip(wanted, found):
+                grads[i] = grad
+        return (*[None] * ElmanStackFunction.FIRST_TENSOR, *grads)
+
+    @staticmethod
+    def recompute(ctx, inputs):
+        """(output, h_n) of the forward again, recorded by autograd, from [x, hx, *weights]."""
+        lengths, num_layers, bidirectional, nonlinearity, bias, n_weights = ctx.config
+        x, hx, *flat_weights = inputs
+        with torch.enable_grad():
+            return _torch_stack.stack_forward(x, hx, flat_weights, lengths, num_layers,
+                                              bidirectional, nonlinearity, bias)
 
 
 def elman_stack(x, hx, flat_weights, lengths, num_layers, bidirectional, nonlinearity, bias):
@@ -261,9 +309,15 @@ class RNN(torch.nn.RNN):
     def flatten_parameters(self):
         """A no-op, kept for compatibility: elman reads each parameter in place."""
 
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first (on every submodule too): say why it cannot work."""
+        raise RuntimeError(TORCHSCRIPT_UNSUPPORTED.format(call="torch.jit.script"))
+
     # ----------------------------------------------------------------------- #
 
     def forward(self, input, hx=None):
+        if torch.jit.is_tracing():  # torch.jit.trace, and exporters built on it
+            raise RuntimeError(TORCHSCRIPT_UNSUPPORTED.format(call="torch.jit.trace"))
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, hx)
         if not isinstance(input, torch.Tensor):
@@ -379,17 +433,11 @@ class RNN(torch.nn.RNN):
         """input and hx: CPU tensors of the parameters' dtype and of the shapes torch expects."""
         dtype = flat_weights[0].dtype
         check_cpu_tensor(input, "input")
-        if input.dtype != dtype:
-            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype "
-                             f"({dtype}): convert the input with input.to({dtype}) or the model with "
-                             f"model.to({input.dtype}) (elman computes in float32 or float64, also "
-                             f"under autocast)")
+        check_dtype(input, "input", dtype)
         self.check_input(input, batch_sizes)  # torch's own checks of input.dim() and input_size
         if hx is not None:
             check_cpu_tensor(hx, "hx")
-            if hx.dtype != dtype:
-                raise ValueError(f"hx dtype ({hx.dtype}) does not match weight dtype ({dtype}): "
-                                 f"convert it with hx.to({dtype})")
+            check_dtype(hx, "hx", dtype)
             self.check_hidden_size(hx, self.get_expected_hidden_size(input, batch_sizes))
 
 
@@ -397,6 +445,23 @@ def check_hx_type(hx):
     """A TypeError unless hx is a tensor or None."""
     if hx is not None and not isinstance(hx, torch.Tensor):
         raise TypeError(f"hx must be a torch.Tensor or None, got {type(hx).__name__}")
+
+
+def check_dtype(tensor, name, dtype):
+    """A ValueError unless tensor has the parameters' dtype, saying which conversion helps: the
+    model may follow a float32/float64 tensor, never an integer, boolean, complex or half one."""
+    if tensor.dtype == dtype:
+        return
+    mismatch = f"RNN {name} dtype ({tensor.dtype}) does not match weight dtype ({dtype})"
+    if tensor.dtype not in SUPPORTED_DTYPES:
+        kind = ("booleans" if tensor.dtype == torch.bool
+                else "complex numbers" if tensor.dtype.is_complex
+                else "half precision" if tensor.dtype.is_floating_point else "integers")
+        raise ValueError(f"{mismatch}, and elman computes in float32 or float64 only (not in "
+                         f"{kind}): convert it with {name}.to({dtype})")
+    model = f" or the model with model.to({tensor.dtype})" if name == "input" else ""
+    raise ValueError(f"{mismatch}: convert it with {name}.to({dtype}){model} (elman computes in "
+                     f"float32 or float64, also under autocast)")
 
 
 def check_cpu_tensor(tensor, name):

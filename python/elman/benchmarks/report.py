@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
+from .._files import write_atomically
 from .configs import (
     LIBRARIES,
     MEMORY_TARGET,
@@ -401,16 +403,15 @@ def markdown(results):
 
 
 def write_markdown(results, path):
+    """The report to path (atomically, as every elman writer: elman._files); returns its text."""
     text = markdown(results)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_atomically(path, lambda f: f.write(text), "w", encoding="utf-8")
     return text
 
 
 def write_json(results, path):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
+    text = json.dumps(results, indent=1) + "\n"
+    write_atomically(path, lambda f: f.write(text), "w", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- #
@@ -441,7 +442,9 @@ def write_plot(results, path):
     fig.suptitle(f"elman benchmark ({meta['suite']}): {meta['threads']} threads, "
                  f"{meta['machine']['cpu']}", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path)
+    # To a file object, so the format comes from the path's extension as savefig(path) would take it.
+    image_format = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    write_atomically(path, lambda f: fig.savefig(f, format=image_format))
     return True
 
 
