@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 
+from ._files import write_atomically
 from .benchmarks.configs import LIBRARIES, suite
 from .benchmarks.harness import run_benchmark
 from .benchmarks.parity import ParityError
@@ -163,8 +164,7 @@ def _contention(args, out, json_path):
         print(f"python -m elman bench: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     text = contention_markdown(results)
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_atomically(out, lambda f: f.write(text), "w", encoding="utf-8")
     written = [out]
     if json_path is not None:
         write_json(results, json_path)
