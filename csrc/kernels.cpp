@@ -184,6 +184,33 @@ void copy_rows(S* to, Index ldt, const S* from, Index ldf, Index rows, Index col
   for (Index i = 0; i < rows; ++i) std::copy_n(from + i * ldf, cols, to + i * ldt);
 }
 
+// How a sequence's steps run, forward and backward alike, decided by the shapes alone (never by
+// the thread count, so that the bits are the same for any):
+// - packed: W_hh in panels packed once per sequence (from kPackMinRows rows; a single cell step
+//   multiplies by the weights in place with Eigen);
+// - shared: from `min_shared` multiply-adds per step the team shares every step, in tasks of
+//   `rows` rows of one block of kColBlock units (`tasks` per step); else one member runs them;
+// - one_panel: one member runs every step and all of W_hh^T fits one register tile's width (up
+//   to 8 packets: 64 < H <= 128 in float on AVX-512): one panel of `width` columns, read forward
+//   at even steps and backward at odd ones, so that each step starts on the rows the last one
+//   ended with (the panel, 45 KB at H = 100, is larger than L1).
+template <typename S>
+struct StepPlan {
+  bool packed, shared, one_panel;
+  Index width, col_blocks, rows, row_tasks, tasks;
+  StepPlan(Index T, Index B, Index H, double min_shared)
+      : packed(T * B >= kPackMinRows),
+        shared(packed && double(B) * H * H >= min_shared),
+        width(blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>),
+        col_blocks(blocks(H, kColBlock)),
+        rows(shared ? step_rows(B, H) : B),
+        row_tasks(blocks(B, std::max<Index>(rows, 1))),
+        tasks(col_blocks * row_tasks) {
+    one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
+  }
+  Index panel_columns(Index H) const { return one_panel ? width : H; }  // of the W_hh panels
+};
+
 // Rows of the hoisted projection per task when it runs beside a one-thread recurrence: small, so
 // that the recurrence can start after the first few steps' rows. Waking a second thread costs a
 // few microseconds: below kMinOverlapWork multiply-adds (~20 us of projection) it does not pay
@@ -198,18 +225,10 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
                  Index T, Index B, Index D, Index H, Activation f) {
   const Index N = T * B;
   if (N == 0 || H == 0) return;
-  const Index col_blocks = blocks(H, kColBlock);
-  // Steps are shared from kMinParallelWork multiply-adds, on the packed panels (the rows of a
-  // short sequence's in-place Eigen product are not tasks of their own).
-  const bool packed = N >= kPackMinRows, shared = packed && double(B) * H * H >= kMinParallelWork;
-  // One thread runs every step and all of it fits one register tile's width (up to 8 packets:
-  // 64 < H <= 128 in float on AVX-512): W_hh^T as a single panel, read forward at even steps and
-  // backward at odd ones, so that each step starts on the rows the last one ended with (the
-  // panel, 45 KB at H = 100, is larger than L1). The choice depends only on the shapes (and the
-  // direction on the step), so results still do not depend on the thread count.
-  const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
-  const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
-  const Panels<S> panel(H, one_panel ? width : H, packed), xpanel(D, H, packed);
+  const StepPlan<S> plan(T, B, H, kMinParallelWork);
+  const Index col_blocks = plan.col_blocks, width = plan.width;
+  const bool packed = plan.packed, shared = plan.shared, one_panel = plan.one_panel;
+  const Panels<S> panel(H, plan.panel_columns(H), packed), xpanel(D, H, packed);
   const auto pack = [&](Index cb) {  // W_hh[J, :]^T and W_xh[J, :]^T, once per sequence
     const Index j0 = cb * kColBlock, nc = std::min(kColBlock, H - j0);
     if (!one_panel) recurrence::pack_panel(panel[cb], kColBlock, W_hh, H, H, j0, nc, /*transpose=*/true);
@@ -238,7 +257,7 @@ void rnn_forward(S* hs, const S* x, const S* h0, const S* W_xh, const S* W_hh, c
     // Task i of step t: rows [r0, r0 + nr) of the block cb of hidden units (cb-major, so that a
     // member's own range of tasks covers few blocks of W_hh), into `out`: in place, or a member's
     // scratch [nr, kColBlock] from which publish copies it.
-    const Index rows = step_rows(B, H), row_tasks = blocks(B, rows), n = col_blocks * row_tasks;
+    const Index rows = plan.rows, row_tasks = plan.row_tasks, n = plan.tasks;
     struct Where { Index r0, nr, j0, nc, cb; };
     const auto where = [&](Index i) {
       const Index cb = i / row_tasks, r0 = (i % row_tasks) * rows, j0 = cb * kColBlock;
@@ -461,12 +480,12 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
     const Index c = t / chunk;
     return work.get() + ((chunks - 1 - c) % 2) * chunk * step + (t - c * chunk) * step;
   };
-  // As in the forward: one panel when one thread runs the steps and H fits a tile's width, and
-  // the panels read from their end at odd steps.
-  const bool packed = N >= kPackMinRows, shared = packed && double(B) * H * H >= kMinSharedBackwardStep;
-  const Index width = blocks(H, pointwise::kLanes<S>) * pointwise::kLanes<S>;
-  const bool one_panel = packed && !shared && width > kColBlock && width <= 8 * pointwise::kLanes<S>;
-  const Panels<S> panel(H, one_panel ? width : H, packed);
+  // As in the forward (StepPlan), from a lower threshold: the backward's one-member steps have
+  // no projection to overlap with.
+  const StepPlan<S> plan(T, B, H, kMinSharedBackwardStep);
+  const bool packed = plan.packed, shared = plan.shared, one_panel = plan.one_panel;
+  const Index width = plan.width;
+  const Panels<S> panel(H, plan.panel_columns(H), packed);
   // Each member's workspace for the gradient products, enough for the largest of them.
   const Index units = std::min(kGradUnits, H), chunk_rows = chunk * B;
   const Index space = std::max({product_space<S>(std::min(kGradRows, chunk_rows), H, D, false),
@@ -534,7 +553,7 @@ void rnn_backward(S* dx, S* dh0, S* dW_xh, S* dW_hh, S* db_h,
     }
   };
   // Shared steps: task i of a phase is rows [r0, r0 + nr) of block cb (as in the forward).
-  const Index rows = shared ? step_rows(B, H) : B, row_tasks = blocks(B, rows), n = col_blocks * row_tasks;
+  const Index rows = plan.rows, row_tasks = plan.row_tasks, n = plan.tasks;
   const Workspace<S> scratch(shared ? Index(threads) * rows * kColBlock : 0);
   const std::unique_ptr<Steps::Slot[]> step_slots(new Steps::Slot[size_t(shared ? n : 1)]);
   Steps steps(shared ? n : 1, step_slots.get());

@@ -27,6 +27,8 @@
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
 #include <immintrin.h>
+#elif defined(_M_ARM64) || defined(_M_ARM)
+#include <intrin.h>
 #endif
 
 namespace elman::team {
@@ -44,8 +46,10 @@ constexpr int kMaxThreads = 1024;
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
   _mm_pause();
+#elif defined(_M_ARM64) || defined(_M_ARM)
+  __yield();
 #elif defined(__aarch64__) || defined(__arm__)
-  asm volatile("yield");
+  __asm__ __volatile__("yield");
 #endif
 }
 
