@@ -48,7 +48,7 @@ def test_targets_are_judged_from_slowdowns_and_ratios():
     row, = contention._summary(fake_samples(1e-3, 5e-3, 3e-3, 6e-3))
     assert not row["slowdown_met"] and not row["ratio_met"]
     assert "no (slowdown, ratio)" in contention.contention_markdown(
-        {"meta": {"started": "", "threads": 2, "rounds": 1, "busy_processes": 2}, "recurrence": [row],
+        {"meta": {"started": "", "threads": 2, "rounds": 1, "busy_processes": 2, "machine": {"logical_cpus": 2}}, "recurrence": [row],
          "training": []})
 
 

@@ -27,7 +27,7 @@ import time
 from contextlib import contextmanager
 
 from .configs import CHARLM, FORWARD, MEDIUM, PASSES, STREAM, TrainConfig
-from .harness import Pool, _cpu_model, machine_description
+from .harness import Pool, _cpu_model, _cpu_snapshot, _cpus_used_by_others, machine_description
 from .parity import check_parity
 from .workers import THREAD_VARIABLES, WorkerError
 
@@ -209,7 +209,7 @@ def _installed(library):
 def run_contention(threads=2, rounds=5, warmup_seconds=0.3, min_sample_seconds=0.2,
                    train_seconds=3.0, train_rounds=2, libraries=LIBRARIES, log=_log):
     """The whole contention run; a JSON-ready dict (see contention_markdown)."""
-    started = time.time()
+    started, cpu_at_start = time.time(), _cpu_snapshot()
     meta = {"threads": threads, "rounds": rounds, "min_sample_seconds": min_sample_seconds,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine_description(),
             "busy_processes": _cpus(), "train_seconds": train_seconds, "train_rounds": train_rounds}
@@ -221,6 +221,8 @@ def run_contention(threads=2, rounds=5, warmup_seconds=0.3, min_sample_seconds=0
     results = {"meta": meta, "recurrence": _summary(samples), "parity": parity,
                "training": _training(trainers, train_seconds, train_rounds, log) if train_rounds else []}
     meta["seconds"] = time.time() - started
+    # The busy loops are this run's own children: what this counts is everything else.
+    meta["other_processes_cpus"] = _cpus_used_by_others(cpu_at_start, _cpu_snapshot(), meta["seconds"])
     return results
 
 
@@ -236,12 +238,23 @@ def _ms(v):
     return "–" if v is None else f"{v * 1e3:.3g}"
 
 
+def _others_line(meta):
+    others = meta.get("other_processes_cpus")
+    if others is None:
+        return []
+    line = f"Other processes (not this run's busy loops) used {others:.2f} CPUs on average during it"
+    if others > 0.25 * (meta["machine"].get("logical_cpus") or 1):
+        line += ": **the quiet rounds were not quiet**, and the slowdowns understate the load's effect"
+    return ["", line + "."]
+
+
 def contention_markdown(results):
     meta = results["meta"]
     lines = ["## A busy machine: quiet and loaded", "",
              f"{meta['started']}, {_cpu_model()}, {meta['threads']} threads per library, "
              f"{meta['rounds']} rounds alternating quiet and loaded (one busy Python process per CPU: "
              f"{meta['busy_processes']}); medians; slowdown = loaded / quiet; speed-up = torch / elman.",
+             *_others_line(meta),
              "", "| config | pass | elman quiet ms | elman loaded ms | elman slowdown | torch slowdown "
              "| onnxruntime slowdown | vs torch quiet → loaded | targets met |",
              "|---|---|---|---|---|---|---|---|---|"]

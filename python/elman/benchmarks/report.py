@@ -212,10 +212,10 @@ def _busy_warning(meta):
     evidence = [] if not load else [f"load average {load[0]:.2f} on {cpus} CPUs at the start"]
     if others is not None:
         evidence.append(f"other processes used {others:.2f} CPUs during the run")
-    return [f"- **warning: the machine was busy** ({'; '.join(evidence)}): a thread "
-            "descheduled at a barrier stalls the whole step, so multithreaded "
-            "timings can be many times too slow and noisy (see the spread column); only the "
-            "ratios of a run on a quiet machine count"]
+    return [f"- **warning: the machine was busy** ({'; '.join(evidence)}): every library's "
+            "threads competed with other processes, so the timings are slow and noisy (see the "
+            "spread column); only the ratios of a run on a quiet machine count (`--contention` "
+            "measures a busy machine on purpose)"]
 
 
 def _plain(value):
