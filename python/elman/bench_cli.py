@@ -1,7 +1,7 @@
 """``python -m elman bench``: time elman against its peers and the machine's GEMM.
 
     python -m elman bench [--quick | --smoke] [--threads N] [--out PATH] [--plot PATH]
-                          [--json [PATH]] [--libraries elman,reference,torch,onnxruntime]
+                          [--json [PATH]] [--libraries elman,reference,torch,onnxruntime,...]
     python -m elman bench --contention [--quick | --smoke] [--threads N] [--out PATH] [--json [PATH]]
 
 Writes a markdown report (also printed on stdout) and a PNG plot, optionally a JSON dump of
@@ -67,8 +67,8 @@ def _library_list(text):
 def build_parser():
     parser = _Parser(
         prog="python -m elman bench",
-        description="Time elman against its NumPy reference, torch.nn.RNN and onnxruntime's RNN "
-                    "operator, each in its own process on the same threads, after checking that "
+        description="Time elman against its NumPy reference, torch.nn.RNN, onnxruntime's RNN "
+                    "operator and, when installed (elman[peers]), OpenVINO, JAX and TF-XLA, each in its own process on the same threads, after checking that "
                     "they agree; report ms, speed-ups, GFLOP/s and the share of the machine's "
                     "float32 GEMM (the roofline).")
     size = parser.add_mutually_exclusive_group()

@@ -39,8 +39,12 @@ FORWARD, FORWARD_BACKWARD = "forward", "forward+backward"
 PASSES = (FORWARD, FORWARD_BACKWARD)
 
 # Every library the harness knows, in the order of the report's columns. "reference" is the
-# NumPy spec, elman.reference; onnxruntime runs the ONNX RNN operator and has no backward.
-LIBRARIES = ("elman", "reference", "torch", "onnxruntime")
+# NumPy spec, elman.reference; onnxruntime and openvino run the ONNX RNN operator and have no
+# backward; jax is a jitted lax.scan, tf-xla Keras' SimpleRNN compiled by XLA (jit_compile=True).
+# The last three are optional peers (pip install elman[peers]); a library that is not installed
+# is left out of a run.
+LIBRARIES = ("elman", "reference", "torch", "onnxruntime", "openvino", "jax", "tf-xla")
+FORWARD_ONLY = ("onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,29 @@ _TRAIN_TARGETS = {
     "medium": (Target("speedup", 1.8, "torch"),),
     "charlm": (Target("speedup", 10, "torch"),),
 }
+# The second round of targets (issue 16), against the strongest peers: the optional ones count
+# only where installed (not measured otherwise). A library that has no such pass (onnxruntime's
+# and OpenVINO's backward) is not a target.
+_EVERY_PEER = ("torch", "onnxruntime", "openvino", "jax", "tf-xla")
+
+
+def _ahead_of_every_peer(pass_, factor=1.1):
+    return tuple(Target("speedup", factor, peer) for peer in _EVERY_PEER
+                 if pass_ == FORWARD or peer not in FORWARD_ONLY)
+
+
+_PEER_TARGETS = {
+    ("stream", FORWARD): (Target("speedup", 8, "onnxruntime"), Target("speedup", 4, "openvino"),
+                          Target("speedup", 4, "jax")),
+    ("stream", FORWARD_BACKWARD): (Target("speedup", 5, "jax"), Target("speedup", 30, "torch")),
+    ("charlm", FORWARD): (Target("speedup", 5, "onnxruntime"), Target("speedup", 5, "openvino"),
+                          Target("speedup", 5, "jax")),
+    ("charlm", FORWARD_BACKWARD): (Target("speedup", 5, "jax"), Target("speedup", 30, "torch")),
+    ("medium", FORWARD): _ahead_of_every_peer(FORWARD),
+    ("medium", FORWARD_BACKWARD): _ahead_of_every_peer(FORWARD_BACKWARD),
+    ("large", FORWARD): (*_ahead_of_every_peer(FORWARD), Target("roofline", 0.85)),
+    ("large", FORWARD_BACKWARD): (*_ahead_of_every_peer(FORWARD_BACKWARD), Target("roofline", 0.85)),
+}
 MEMORY_TARGET = Target("memory", 1.2)
 OVERHEAD_TARGET = Target("overhead", 3.0)
 
@@ -164,7 +191,18 @@ def recurrence_targets(config, pass_):
     """The issue's targets for one recurrence config and pass (an empty tuple for the sweep)."""
     if config.group != "fixed":
         return ()
-    return _RECURRENCE_TARGETS.get((config.name, pass_), ())
+    key = (config.name, pass_)
+    return _strongest(_RECURRENCE_TARGETS.get(key, ()) + _PEER_TARGETS.get(key, ()))
+
+
+def _strongest(targets):
+    """One target per (kind, peer), the strongest of the rounds (1.5x torch, not also 1.1x)."""
+    best = {}
+    for target in targets:
+        key = (target.kind, target.peer)
+        if key not in best or target.value > best[key].value:
+            best[key] = target
+    return tuple(best.values())
 
 
 def train_targets(config):

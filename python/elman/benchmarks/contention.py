@@ -26,7 +26,7 @@ import sys
 import time
 from contextlib import contextmanager
 
-from .configs import CHARLM, FORWARD, MEDIUM, PASSES, STREAM, TrainConfig
+from .configs import CHARLM, FORWARD, FORWARD_ONLY, MEDIUM, PASSES, STREAM, TrainConfig
 from .harness import Pool, _cpu_model, _cpu_snapshot, _cpus_used_by_others, machine_description
 from .parity import check_parity
 from .workers import THREAD_VARIABLES, WorkerError
@@ -71,7 +71,7 @@ def _specs(pool):
     for config in CONFIGS:
         for pass_ in PASSES:
             libraries = [name for name in LIBRARIES if pool.has(name)
-                         and (pass_ == FORWARD or name != "onnxruntime")]
+                         and (pass_ == FORWARD or name not in FORWARD_ONLY)]
             out.append((config, pass_, libraries))
     return out
 

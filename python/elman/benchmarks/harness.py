@@ -26,7 +26,7 @@ import sys
 import time
 from collections import defaultdict
 
-from .configs import FORWARD, LIBRARIES, PASSES
+from .configs import FORWARD, FORWARD_ONLY, LIBRARIES, PASSES
 from .parity import check_parity
 from .workers import Worker, WorkerError
 
@@ -214,7 +214,7 @@ def _recurrence(pool, suite, config, log, counter):
     specs = {}
     for name in pool.workers:
         specs[name] = [("recurrence", config, p) for p in PASSES
-                       if p == FORWARD or name != "onnxruntime"]
+                       if p == FORWARD or name not in FORWARD_ONLY]
     measured = measure(pool, specs, suite, config.name)
     entry = {"config": dataclasses.asdict(config), "flops": {p: config.flops(p) for p in PASSES},
              "flops_all_products": config.forward_backward_operations(), **measured}

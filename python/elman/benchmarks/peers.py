@@ -17,6 +17,8 @@ same weights and data. Names of the collected arrays:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -366,7 +368,186 @@ class OnnxRuntime(Library):
         return Task(lambda: session.run(None, feeds)[0], lambda y: {"hs": y[:, 0]}, flops)
 
 
-LIBRARY_CLASSES = {cls.name: cls for cls in (Elman, Reference, Torch, OnnxRuntime)}
+# --------------------------------------------------------------------------- #
+# OpenVINO: the same ONNX RNN node, compiled by its CPU plugin (one oneDNN RNN primitive)
+# --------------------------------------------------------------------------- #
+
+class OpenVino(Library):
+    name = "openvino"
+    passes = (FORWARD,)
+
+    def __init__(self, threads):
+        import onnx  # noqa: F401  (the graph builder)
+        import openvino
+
+        self.ov = openvino
+        self.core = openvino.Core()
+        self.threads = threads
+
+    def _properties(self):
+        # f32 inference (on CPUs with bf16 support the plugin would otherwise lower the
+        # precision), one stream, latency: one request at a time on `threads` threads.
+        properties = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
+        if self.threads is not None:
+            properties["INFERENCE_NUM_THREADS"] = str(self.threads)
+        return properties
+
+    def info(self):
+        return {"version": self.ov.__version__, **self._properties()}
+
+    def recurrence(self, a, pass_, flops):
+        T, B, _ = a["x"].shape
+        model = rnn_onnx_model(a["W_xh"], a["W_hh"], a["b_h"], T, B)
+        with tempfile.TemporaryDirectory() as folder:  # the plugin reads ONNX from a file
+            path = os.path.join(folder, "rnn.onnx")
+            with open(path, "wb") as f:
+                f.write(model.SerializeToString())
+            compiled = self.core.compile_model(self.core.read_model(path), "CPU", self._properties())
+        request = compiled.create_infer_request()
+        feeds = {"X": a["x"], "initial_h": a["h0"][None]}
+
+        def forward():
+            request.infer(feeds)
+            return request.get_output_tensor(0).data
+
+        return Task(forward, lambda y: {"hs": np.array(y[:, 0])}, flops)
+
+
+# --------------------------------------------------------------------------- #
+# JAX and TensorFlow under XLA
+# --------------------------------------------------------------------------- #
+
+def _xla_on_threads(threads):
+    """XLA's CPU runtime sizes its thread pools from the CPUs the process may use and has no
+    setting that covers them all: keep the worker on `threads` of its CPUs (when that is fewer),
+    and turn Eigen's multi-threading off for one thread. Must run before jax/tensorflow load."""
+    if threads is None:
+        return
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if 0 < threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
+
+
+_RECURRENCE_GRADIENTS = ("dx", "dh0", "dW_xh", "dW_hh", "db_h")
+
+
+class Jax(Library):
+    """A jitted lax.scan (the input projection hoisted out of it, as in elman); forward+backward
+    is jax.vjp of the same function, fed dhs."""
+
+    name = "jax"
+
+    def __init__(self, threads):
+        _xla_on_threads(threads)
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        import jax
+
+        self.jax = jax
+        self.threads = threads
+
+    def info(self):
+        return {"version": self.jax.__version__, "threads": self.threads,
+                "devices": ", ".join(str(d) for d in self.jax.devices())}
+
+    def recurrence(self, a, pass_, flops):
+        jax = self.jax
+        jnp = jax.numpy
+
+        def rnn(x, h0, W_xh, W_hh, b_h):
+            pre = jnp.einsum("tbd,hd->tbh", x, W_xh) + b_h  # [T, B, H]
+
+            def step(h, pre_t):
+                h = jnp.tanh(pre_t + h @ W_hh.T)  # [B, H]
+                return h, h
+
+            return jax.lax.scan(step, h0, pre)[1]  # hs[T, B, H]
+
+        args = tuple(jax.device_put(a[k]) for k in ("x", "h0", "W_xh", "W_hh", "b_h"))
+        if pass_ == FORWARD:
+            forward = jax.jit(rnn)
+            return Task(lambda: forward(*args).block_until_ready(), lambda hs: {"hs": np.asarray(hs)}, flops)
+
+        def forward_backward(dhs, *args):
+            hs, vjp = jax.vjp(rnn, *args)
+            return (hs, *vjp(dhs))
+
+        compiled = jax.jit(forward_backward)
+        dhs = jax.device_put(a["dhs"])
+
+        def collect(out):
+            return dict(zip(("hs", *_RECURRENCE_GRADIENTS), (np.asarray(t) for t in out)))
+
+        return Task(lambda: jax.block_until_ready(compiled(dhs, *args)), collect, flops)
+
+
+class TensorFlowXla(Library):
+    """Keras' SimpleRNN layer (TensorFlow backend) in a tf.function compiled by XLA
+    (jit_compile=True); forward+backward is a GradientTape in the same compiled function."""
+
+    name = "tf-xla"
+
+    def __init__(self, threads):
+        _xla_on_threads(threads)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import tensorflow as tf
+
+        if threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        self.tf = tf
+        self.threads = threads
+
+    def info(self):
+        import keras
+
+        return {"version": self.tf.__version__, "keras": keras.__version__, "threads": self.threads}
+
+    def recurrence(self, a, pass_, flops):
+        import keras
+
+        tf = self.tf
+        T, B, D = a["x"].shape
+        H = a["W_hh"].shape[0]
+        layer = keras.layers.SimpleRNN(H, activation="tanh", return_sequences=True)
+        layer.build((B, T, D))
+        # Keras' row-vector layout: kernel[D, H] = W_xh^T, recurrent_kernel[H, H] = W_hh^T.
+        layer.set_weights([a["W_xh"].T, a["W_hh"].T, a["b_h"]])
+        x = tf.constant(np.ascontiguousarray(a["x"].transpose(1, 0, 2)))  # [B, T, D]
+        h0 = tf.constant(a["h0"])
+        if pass_ == FORWARD:
+            forward = tf.function(lambda x, h0: layer(x, initial_state=[h0]), jit_compile=True)
+            return Task(lambda: forward(x, h0).numpy(),
+                        lambda hs: {"hs": hs.transpose(1, 0, 2)}, flops)
+
+        cell = layer.cell
+        weights = [cell.kernel, cell.recurrent_kernel, cell.bias]
+
+        def forward_backward(x, h0, dhs):
+            with tf.GradientTape() as tape:
+                tape.watch([x, h0])
+                hs = layer(x, initial_state=[h0])
+            return (hs, *tape.gradient(hs, [x, h0, *weights], output_gradients=dhs))
+
+        compiled = tf.function(forward_backward, jit_compile=True)
+        dhs = tf.constant(np.ascontiguousarray(a["dhs"].transpose(1, 0, 2)))
+
+        def run():
+            return tuple(t.numpy() for t in compiled(x, h0, dhs))
+
+        def collect(out):
+            hs, dx, dh0, dkernel, drecurrent, db = out
+            return {"hs": hs.transpose(1, 0, 2), "dx": dx.transpose(1, 0, 2), "dh0": dh0,
+                    "dW_xh": dkernel.T, "dW_hh": drecurrent.T, "db_h": db}
+
+        return Task(run, collect, flops)
+
+
+LIBRARY_CLASSES = {cls.name: cls for cls in (Elman, Reference, Torch, OnnxRuntime, OpenVino, Jax, TensorFlowXla)}
 
 
 def make_library(name, threads):
