@@ -26,6 +26,7 @@ import numpy as np
 
 from .configs import FORWARD, FORWARD_BACKWARD
 from .inputs import recurrence_arrays, train_arrays
+from .._files import write_atomically
 
 __all__ = ["Task", "make_library", "LIBRARY_CLASSES"]
 
@@ -400,8 +401,7 @@ class OpenVino(Library):
         model = rnn_onnx_model(a["W_xh"], a["W_hh"], a["b_h"], T, B)
         with tempfile.TemporaryDirectory() as folder:  # the plugin reads ONNX from a file
             path = os.path.join(folder, "rnn.onnx")
-            with open(path, "wb") as f:
-                f.write(model.SerializeToString())
+            write_atomically(path, lambda f: f.write(model.SerializeToString()))
             compiled = self.core.compile_model(self.core.read_model(path), "CPU", self._properties())
         request = compiled.create_infer_request()
         feeds = {"X": a["x"], "initial_h": a["h0"][None]}
