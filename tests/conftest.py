@@ -51,3 +51,25 @@ def rel_error(a, b):
     num = np.linalg.norm(a - b)
     den = np.linalg.norm(a) + np.linalg.norm(b)
     return 0.0 if den == 0 else float(num / den)
+
+
+def _serial_build():
+    import elman
+
+    return not elman.show_config(print_out=False)["openmp"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs_threads: needs a threaded build (skipped on a build without OpenMP, whose kernels "
+        "run on one thread by design: docs/install.md)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any(item.get_closest_marker("needs_threads") for item in items) or not _serial_build():
+        return
+    skip = pytest.mark.skip(reason="a build without OpenMP is single-threaded (show_config()['openmp'] False)")
+    for item in items:
+        if item.get_closest_marker("needs_threads"):
+            item.add_marker(skip)

@@ -69,11 +69,13 @@ def digests_for_thread_counts(dtype, shape, counts=THREAD_COUNTS, repeats=1):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(T, B, D, H), *ROW_SPLIT_SHAPES])
+@pytest.mark.needs_threads
 def test_set_num_threads_does_not_change_a_bit(dtype, shape):
     assert len(digests_for_thread_counts(dtype, shape)) == 1
 
 
 @pytest.mark.parametrize("shape", [(T, B, D, H), ROW_SPLIT_SHAPES[0]])
+@pytest.mark.needs_threads
 def test_competing_processes_do_not_change_a_bit(busy_processes, shape):
     """With every core taken by another process, members are descheduled while they hold tasks,
     and others compute those tasks again: the bits must not move."""
@@ -107,6 +109,7 @@ def test_small_steps_do_not_change_a_bit_with_threads(T, B, D, H, dtype):
         elman.set_num_threads(before)
 
 
+@pytest.mark.needs_threads
 def test_omp_num_threads_env_does_not_change_a_bit():
     code = ("import numpy as np, elman, sys; sys.path.insert(0, %r); import test_determinism as t; "
             "print(elman.get_num_threads(), t.digest_of_all_kernels(np.float32))" % os.path.dirname(__file__))
@@ -174,6 +177,7 @@ def test_alignment_does_not_change_a_bit_of_short_sequences(T, B, D, H, dtype):
 
 
 @pytest.mark.parametrize("shape", [(T, B, D, H), ROW_SPLIT_SHAPES[0], (400, 1, 40, 70)])
+@pytest.mark.needs_threads
 def test_tasks_computed_twice_do_not_change_a_bit(shape):
     """ELMAN_TEAM_STRESS=1 makes every member that runs out of tasks compute again every task
     still held by another (what happens to the tasks of a descheduled member): the first result

@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# How a threaded build sizes its team: a build without OpenMP has none (always 1 thread).
+pytestmark = pytest.mark.needs_threads
+
 REPORT = ("import elman; c = elman.show_config(print_out=False); "
           "print(elman.get_num_threads(), c['num_threads'], c['num_threads_source'], sep='|')")
 

@@ -46,6 +46,7 @@ def test_get_num_threads_is_a_positive_int():
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
+@pytest.mark.needs_threads
 def test_set_num_threads_round_trips(n, restore_num_threads):
     elman.set_num_threads(n)
     assert elman.get_num_threads() == n
@@ -77,6 +78,7 @@ def test_set_num_threads_rejects_counts_no_machine_can_run(bad, restore_num_thre
     assert elman.get_num_threads() == before
 
 
+@pytest.mark.needs_threads
 def test_omp_num_threads_is_the_default_and_set_num_threads_overrides_it():
     code = ("import elman; print(elman.get_num_threads(), "
             "elman.show_config(print_out=False)['num_threads']); "
@@ -91,6 +93,7 @@ def test_omp_num_threads_is_the_default_and_set_num_threads_overrides_it():
 # threadpoolctl
 # --------------------------------------------------------------------------- #
 
+@pytest.mark.needs_threads
 def test_threadpoolctl_sees_and_limits_the_kernels_openmp():
     """In a fresh process (set_num_threads never called), threadpool_limits governs the kernels:
     threadpoolctl finds elman's OpenMP runtime, and a limit of 1 is what the kernels use."""
