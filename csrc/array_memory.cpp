@@ -1,6 +1,9 @@
 #include "array_memory.h"
 
 #include <cstdint>
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -26,8 +29,25 @@ Cache& cache() {
   return *c;
 }
 
+// Page-aligned memory: std::aligned_alloc where the C library has it, _aligned_malloc on Windows
+// (whose C library never had aligned_alloc); each freed by its own partner.
+void* aligned_pages(std::size_t size) {
+#if defined(_WIN32)
+  return _aligned_malloc(size, kPage);
+#else
+  return std::aligned_alloc(kPage, size);
+#endif
+}
+void free_pages(void* p) noexcept {
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
+  std::free(p);
+#endif
+}
+
 void destroy(Block* b) noexcept {
-  std::free(b->data);
+  free_pages(b->data);
   delete b;
 }
 
@@ -59,12 +79,12 @@ Block* acquire(std::size_t bytes) {
       return b;
     }
   }
-  void* data = std::aligned_alloc(kPage, size);
+  void* data = aligned_pages(size);
   if (!data) throw std::bad_alloc();
   try {
     return new Block{data, size};
   } catch (...) {
-    std::free(data);
+    free_pages(data);
     throw;
   }
 }

@@ -13,7 +13,9 @@
 
 #include <Eigen/Core>
 
+#if !defined(_WIN32)
 #include <dlfcn.h>
+#endif
 
 #include <array>
 #include <cstddef>
@@ -187,9 +189,11 @@ struct TraceMalloc {
   int (*track)(unsigned int, std::uintptr_t, std::size_t) = nullptr;
   int (*untrack)(unsigned int, std::uintptr_t) = nullptr;
   TraceMalloc() {
+#if !defined(_WIN32)  // without dlsym such arrays are not traced; nothing else changes
     track = reinterpret_cast<decltype(track)>(dlsym(RTLD_DEFAULT, "PyTraceMalloc_Track"));
     untrack = reinterpret_cast<decltype(untrack)>(dlsym(RTLD_DEFAULT, "PyTraceMalloc_Untrack"));
     if (!track || !untrack) track = nullptr, untrack = nullptr;
+#endif
   }
 };
 const TraceMalloc& tracemalloc() {
@@ -501,6 +505,20 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
   });
 }
 
+// The compiler of this build, named as its vendor does (clang defines __GNUC__ and __VERSION__
+// too, so it is asked first; MSVC has neither).
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "g++ " __VERSION__;
+#elif defined(_MSC_VER)
+  return "MSVC " + std::to_string(_MSC_FULL_VER);
+#else
+  return "unknown";
+#endif
+}
+
 py::dict config() {
   const auto& t = elman::dispatch::table();
   py::dict c;
@@ -518,7 +536,7 @@ py::dict config() {
   // elman's own (team.h), with or without it.
   c["openmp"] = t.openmp != 0;
   c["openmp_version"] = t.openmp ? py::object(py::int_(t.openmp)) : py::object(py::none());
-  c["compiler"] = std::string(__VERSION__);
+  c["compiler"] = compiler();
   return c;
 }
 

@@ -103,7 +103,9 @@ S cast(double x) { return static_cast<S>(x); }  // round to nearest, as NumPy ca
 // the one the CPU runs (an ifunc, hence glibc only). The results are the same bits: AVX2 without
 // FMA has the same correctly rounded operations, only twice as many per instruction, which made
 // the charlm-sized Adam step's arithmetic 1.9x faster on Zen 4. (AVX-512 was slower there.)
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
+// g++ only: clang (14 at least) does not multiversion function templates, so its build runs the
+// baseline loops, which give the same bits.
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute) && !defined(__clang__)
 #if __has_attribute(target_clones)
 #define ELMAN_OPTIM_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
