@@ -509,7 +509,9 @@ py::tuple softmax_cross_entropy(py::handle logits, py::handle targets, py::handl
 // too, so it is asked first; MSVC has neither).
 std::string compiler() {
 #if defined(__clang__)
-  return "clang " __clang_version__;
+  std::string v = "clang " __clang_version__;
+  while (!v.empty() && v.back() == ' ') v.pop_back();  // __clang_version__ may end in a space
+  return v;
 #elif defined(__GNUC__)
   return "g++ " __VERSION__;
 #elif defined(_MSC_VER)
