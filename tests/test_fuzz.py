@@ -980,7 +980,7 @@ def test_train_helpers(data):
     batches = call_robustly(train.CharBatches, tokens, odd(data, "batch_size", 2, 1),
                             odd(data, "seq_len", 3, 1))
     if batches is not None:
-        inputs, targets, restart = batches.next()
+        inputs, targets, restart = next(batches)
         assert inputs.shape == targets.shape and isinstance(restart, bool)
 
 

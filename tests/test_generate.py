@@ -126,6 +126,9 @@ def test_bad_arguments():
             sample(rnn, 0, 5, temperature=temperature)
     with pytest.raises(ValueError, match="length must be an int >= 0"):
         sample(rnn, 0, -1)
+    for length in (2**63, 2**70):  # more tokens than an array holds: not NumPy's OverflowError
+        with pytest.raises(ValueError, match="length must be at most"):
+            sample(rnn, 0, length)
     with pytest.raises(ValueError, match=r"start indices must lie in \[0, 7\)"):
         sample(rnn, 7, 5)
     with pytest.raises(ValueError, match="start is empty"):

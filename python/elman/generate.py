@@ -44,6 +44,9 @@ def sample(rnn, start, length, temperature=1.0, h0=None, seed=None):
     raises ValueError rather than giving tokens drawn from nothing.
     """
     length = _non_negative_int(length, "length")
+    if length > MAX_SAMPLE_LENGTH:  # NumPy would raise OverflowError (or try to allocate it)
+        raise ValueError(f"length must be at most {MAX_SAMPLE_LENGTH} (an int64 array's most "
+                         f"elements), got {length}; iter_sample yields tokens without a limit")
     tokens = iter_sample(rnn, start, length, temperature=temperature, h0=h0, seed=seed)
     return np.fromiter(tokens, dtype=np.int64, count=length)
 
@@ -141,6 +144,9 @@ def _check_finite_scores(scores, output_activation, step):
         raise ValueError(f"the model's output before generated token {step} holds "
                          f"{scores[np.argmax(bad)]} at index {int(np.argmax(bad))}: "
                          f"nothing to sample from (did the weights overflow?)")
+
+
+MAX_SAMPLE_LENGTH = np.iinfo(np.intp).max // np.dtype(np.int64).itemsize
 
 
 def _non_negative_int(value, name):

@@ -595,6 +595,19 @@ def _read_only(a):
 MAX_CONFIG_CHARACTERS = 1 << 16  # a config is about 300; its header is checked before reading
 
 
+# The most digits an integer of a saved config may have. Python 3.11+ refuses longer ones itself
+# (int_max_str_digits, 4300); older Pythons would spend quadratic time converting them.
+MAX_CONFIG_INT_DIGITS = 100
+
+
+def _config_int(text):
+    """json's parse_int for a saved config: a bounded number of digits, on every Python."""
+    if len(text.lstrip("-")) > MAX_CONFIG_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most "
+                         f"{MAX_CONFIG_INT_DIGITS} digits are read)")
+    return int(text)
+
+
 def _saved_config(npz, where):
     """The validated config of a saved file, from its 'format_version' and 'config' members."""
     if "format_version" not in npz.names or "config" not in npz.names:
@@ -613,11 +626,11 @@ def _saved_config(npz, where):
                          f"{MAX_CONFIG_CHARACTERS} characters, got {dtype} of shape {shape}")
     text = str(npz.read("config", shape, dtype))
     try:
-        config = json.loads(text)
+        config = json.loads(text, parse_int=_config_int)
     except RecursionError:
         raise ValueError(f"{where}: config is not an elman config: its JSON is nested too "
                          f"deeply to read") from None
-    except ValueError as e:  # JSONDecodeError, or an integer of more digits than Python reads
+    except ValueError as e:  # JSONDecodeError, or an integer of more digits than we read
         raise ValueError(f"{where}: config is not valid JSON ({e})") from e
     if not isinstance(config, dict) or set(config) != set(CONFIG_KEYS):
         keys = sorted(config) if isinstance(config, dict) else type(config).__name__
