@@ -418,7 +418,9 @@ def test_stream_allocates_nothing_per_step(rng):
     finally:
         tracemalloc.stop()
     smallest_array = 32 * 32 * 4  # bytes of y_t[B, O] in float32
-    assert peak - start < smallest_array / 4
+    # Any array a step allocated would lift the peak by at least this much. Below it: Python's
+    # own small objects of the calls (about 2.4 KB at the peak on Python 3.13 under pytest).
+    assert peak - start < smallest_array
 
 
 def test_stream_errors(rng):

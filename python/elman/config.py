@@ -14,8 +14,10 @@ def show_config(print_out=True):
     """Print and return the build in use.
 
     Keys: version, isa (the kernel build in use: "baseline", "avx2" or "avx512"), isas (the builds
-    this CPU can run), built_isas (the builds in this package), num_threads, eigen, simd, flags
-    (of the build in use), openmp, compiler. ``ELMAN_ISA=baseline|avx2|avx512`` forces a build.
+    this CPU can run), built_isas (the builds in this package), num_threads, num_threads_source
+    (where that number comes from), eigen, simd, flags (of the build in use), openmp (False for a
+    single-threaded build without OpenMP), openmp_version (None without), compiler ("g++ 12.2.0",
+    "clang 14.0.6", ...). ``ELMAN_ISA=baseline|avx2|avx512`` forces a build.
     """
     config = _core.config()
     if print_out:
@@ -29,13 +31,15 @@ def show_config(print_out=True):
 
 def get_num_threads():
     """Threads of the kernels' parallel regions: set_num_threads's value, else OpenMP's default
-    (OMP_NUM_THREADS, or what threadpoolctl set for the calling thread)."""
+    (OMP_NUM_THREADS, or what threadpoolctl set for the calling thread), else the CPUs this process
+    may use. Always 1 in a build without OpenMP (show_config()["openmp"] False)."""
     return _core.get_num_threads()
 
 
 def set_num_threads(n):
     """Use n >= 1 threads in the kernels, for every Python thread. Results are bit-identical for
-    any n: only the speed changes. Small problems run on one thread whatever n is."""
+    any n: only the speed changes. Small problems run on one thread whatever n is, and a build
+    without OpenMP runs every problem on one thread (n is accepted there, and changes nothing)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads needs an int, got {type(n).__name__}")
     if n < 1:
