@@ -485,7 +485,7 @@ def config_with(rnn, **changes):
     (lambda a, r: a.update(config=np.array("[1, 2]")), "config must have exactly the keys"),
     (lambda a, r: a.update(config=config_with(r, extra=1)), "config must have exactly the keys"),
     (lambda a, r: a.update(config=config_with(r, hidden_size="6")), "invalid config .*hidden_size must be an int"),
-    (lambda a, r: a.update(config=config_with(r, hidden_size=0)), "invalid config .*hidden_size must be at least 1"),
+    (lambda a, r: a.update(config=config_with(r, hidden_size=0)), "invalid config .*hidden_size must be a positive integer \\(at least 1\\)"),
     (lambda a, r: a.update(config=config_with(r, activation="gelu")), "invalid config .*activation must be one of"),
     (lambda a, r: a.update(config=config_with(r, dtype="float16")), "invalid config .*dtype must be"),
     (lambda a, r: a.update(config=config_with(r, hidden_size=10**12)), "parameter 'W_xh_l0' is a float64 array of shape \\(6, 4\\), expected"),
@@ -589,7 +589,7 @@ def test_load_truncated_or_corrupted_never_misloads(rng, tmp_path):
 # --------------------------------------------------------------------------- #
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(input_size=0), ValueError, "input_size must be at least 1"),
+    (dict(input_size=0), ValueError, "input_size must be a positive integer \\(at least 1\\)"),
     (dict(hidden_size=2.5), TypeError, "hidden_size must be an int"),
     (dict(num_layers=True), TypeError, "num_layers must be an int"),
     (dict(activation="gelu"), ValueError, "activation must be one of 'tanh'"),

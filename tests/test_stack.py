@@ -256,7 +256,7 @@ def forward_with(rng, **changes):
     (dict(x=np.zeros((T, B, D), dtype=complex)), TypeError, "x must hold real numbers"),
     (dict(h0=np.zeros((4, B + 1, H))), ValueError, r"h0 has shape \(4, 5, 5\), expected"),
     (dict(num_layers=3), ValueError, "weights has 4 entries, expected num_layers"),
-    (dict(num_layers=0), ValueError, "num_layers must be at least 1"),
+    (dict(num_layers=0), ValueError, "num_layers must be a positive integer \\(at least 1\\)"),
     (dict(lengths=[1, 2, 3]), ValueError, r"lengths has shape \(3,\), expected \(B,\)"),
     (dict(lengths=[1, 2, 7, 3]), ValueError, r"0\.\.6, got lengths\[2\] = 7"),
     (dict(lengths=[1, -2, 3, 3]), ValueError, r"got lengths\[1\] = -2"),

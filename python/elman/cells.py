@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import positive_int
 from . import functional as F
 from ._seeds import random_generator
 
@@ -47,12 +48,6 @@ def _activation_name(activation, choices, what):
                          f"got {activation!r}; the kernels compute only these, so other "
                          f"callables are not accepted")
     return activation
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _float_dtype(dtype):
@@ -143,7 +138,7 @@ class BasicRNNCell:
     """
 
     def __init__(self, num_units, activation=None, *, dtype=None, seed=None):
-        self._num_units = _positive_int("num_units", num_units)
+        self._num_units = positive_int(num_units, "num_units")
         self._activation = _activation_name(activation, HIDDEN_ACTIVATIONS, "hidden")
         self._weights = _Weights("BasicRNNCell", self._num_units, dtype, seed)
 
@@ -176,12 +171,12 @@ class BasicRNNCell:
 
     def zero_state(self, batch_size, dtype=np.float32):
         """An all-zero state[batch_size, num_units] of the given dtype."""
-        return np.zeros((_positive_int("batch_size", batch_size), self._num_units),
+        return np.zeros((positive_int(batch_size, "batch_size"), self._num_units),
                         dtype=_float_dtype(dtype))
 
     def build(self, input_size, dtype=np.float32):
         """Create the weights for inputs of input_size features (the first call does this)."""
-        self._weights.build(_positive_int("input_size", input_size) + self._num_units,
+        self._weights.build(positive_int(input_size, "input_size") + self._num_units,
                             np.dtype(dtype))
 
     # -- weights -----------------------------------------------------------------------------
@@ -275,7 +270,7 @@ class OutputProjectionWrapper:
                 raise TypeError(f"cell must be an RNN cell with {attribute}, "
                                 f"got {type(cell).__name__}")
         self._cell = cell
-        self._output_size = _positive_int("output_size", output_size)
+        self._output_size = positive_int(output_size, "output_size")
         self._activation = _activation_name(activation, OUTPUT_ACTIVATIONS, "output")
         self._weights = _Weights("OutputProjectionWrapper", self._output_size, dtype, seed)
 

@@ -17,21 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import float_array
+
 __all__ = ["from_keras_weights", "to_keras_weights"]
 
 # Keras activation names -> elman's (Keras calls the identity "linear").
 KERAS_ACTIVATIONS = {"tanh": "tanh", "sigmoid": "sigmoid", "relu": "relu",
                      "linear": "identity", "identity": "identity"}
-
-
-def _float_array(name, value):
-    """value as a float32/float64 array: float16 -> float32, integers and bools -> float64."""
-    array = np.asarray(value)
-    if array.dtype.kind in "biu":
-        return array.astype(np.float64)
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
 def _common_dtype(*arrays):
@@ -41,8 +33,8 @@ def _common_dtype(*arrays):
 
 def _check_weights(kernel, recurrent_kernel, bias):
     """Keras arrays kernel[D, H], recurrent_kernel[H, H], bias[H] (or None), shapes checked."""
-    kernel = _float_array("kernel", kernel)
-    recurrent_kernel = _float_array("recurrent_kernel", recurrent_kernel)
+    kernel = float_array(kernel, "kernel")
+    recurrent_kernel = float_array(recurrent_kernel, "recurrent_kernel")
     if kernel.ndim != 2:
         raise ValueError(f"kernel has shape {kernel.shape}; expected (input_dim, units), "
                          f"the first array of SimpleRNN.get_weights()")
@@ -52,7 +44,7 @@ def _check_weights(kernel, recurrent_kernel, bias):
                          f"(units, units) = ({H}, {H}) to match kernel {kernel.shape}")
     if bias is None:  # a layer built with use_bias=False has no bias array
         bias = np.zeros(H, dtype=_common_dtype(kernel, recurrent_kernel))
-    bias = _float_array("bias", bias)
+    bias = float_array(bias, "bias")
     if bias.shape != (H,):
         raise ValueError(f"bias has shape {bias.shape}; expected (units,) = ({H},) "
                          f"to match kernel {kernel.shape}")
@@ -119,15 +111,15 @@ def to_keras_weights(W_xh, W_hh=None, b_h=None):
     elif W_hh is None:
         raise TypeError("to_keras_weights needs W_xh and W_hh (and optionally b_h), "
                         "or an elman.RNN")
-    W_xh = _float_array("W_xh", W_xh)
-    W_hh = _float_array("W_hh", W_hh)
+    W_xh = float_array(W_xh, "W_xh")
+    W_hh = float_array(W_hh, "W_hh")
     if W_xh.ndim != 2:
         raise ValueError(f"W_xh has shape {W_xh.shape}; expected (H, D)")
     H = W_xh.shape[0]
     if W_hh.shape != (H, H):
         raise ValueError(f"W_hh has shape {W_hh.shape}; expected (H, H) = ({H}, {H}) "
                          f"to match W_xh {W_xh.shape}")
-    b_h = np.zeros(H, dtype=_common_dtype(W_xh, W_hh)) if b_h is None else _float_array("b_h", b_h)
+    b_h = np.zeros(H, dtype=_common_dtype(W_xh, W_hh)) if b_h is None else float_array(b_h, "b_h")
     if b_h.shape != (H,):
         raise ValueError(f"b_h has shape {b_h.shape}; expected (H,) = ({H},) "
                          f"to match W_xh {W_xh.shape}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import float_array
 from .functional import softmax_cross_entropy
 
 __all__ = [
@@ -144,20 +145,6 @@ def _check_reduction(reduction):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
-def _float_array(name, value):
-    """value as a float32 or float64 array, following the functional core's dtype rules."""
-    array = np.asarray(value)
-    if array.dtype.kind in "biu":
-        return array.astype(np.float64)
-    if array.dtype.kind != "f":
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    if array.dtype == np.float16:
-        return array.astype(np.float32)
-    if array.dtype.itemsize > 8:  # long double: compute in float64 like the kernels
-        return array.astype(np.float64)
-    return array
-
-
 def _prepare(name, predictions, targets, mask, reduction):
     """Checked ``(predictions, targets, weights, divisor)`` for an elementwise loss.
 
@@ -166,8 +153,8 @@ def _prepare(name, predictions, targets, mask, reduction):
     divided by (1 for "sum").
     """
     _check_reduction(reduction)
-    pred = _float_array(name, predictions)
-    target = _float_array("targets", targets)
+    pred = float_array(predictions, name)
+    target = float_array(targets, "targets")
     if target.shape != pred.shape:
         raise ValueError(f"targets has shape {target.shape}, expected {pred.shape} "
                          f"(the shape of {name})")

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from . import _core
+from ._checks import flag, positive_int
 from ._files import write_atomically
 from ._npz import NpzReader
 from ._seeds import random_generator
@@ -34,20 +35,6 @@ CONFIG_KEYS = ("input_size", "hidden_size", "num_layers", "activation", "bidirec
 # --------------------------------------------------------------------------- #
 # Configuration checks
 # --------------------------------------------------------------------------- #
-
-def _positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
 
 def _choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
@@ -73,15 +60,15 @@ def checked_config(input_size, hidden_size, num_layers=1, activation="tanh", bid
     """The constructor's architecture arguments, validated and normalised to plain Python values
     (the dict a saved file stores as JSON)."""
     config = {
-        "input_size": _positive_int(input_size, "input_size"),
-        "hidden_size": _positive_int(hidden_size, "hidden_size"),
-        "num_layers": _positive_int(num_layers, "num_layers"),
+        "input_size": positive_int(input_size, "input_size"),
+        "hidden_size": positive_int(hidden_size, "hidden_size"),
+        "num_layers": positive_int(num_layers, "num_layers"),
         "activation": _choice(activation, "activation", HIDDEN_ACTIVATIONS),
-        "bidirectional": _flag(bidirectional, "bidirectional"),
-        "batch_first": _flag(batch_first, "batch_first"),
-        "output_size": None if output_size is None else _positive_int(output_size, "output_size"),
+        "bidirectional": flag(bidirectional, "bidirectional"),
+        "batch_first": flag(batch_first, "batch_first"),
+        "output_size": None if output_size is None else positive_int(output_size, "output_size"),
         "output_activation": _choice(output_activation, "output_activation", OUTPUT_ACTIVATIONS),
-        "learn_h0": _flag(learn_h0, "learn_h0"),
+        "learn_h0": flag(learn_h0, "learn_h0"),
         "dtype": _dtype_name(dtype),
     }
     if config["output_size"] is None and config["output_activation"] != "identity":
@@ -523,7 +510,7 @@ class RNNStream:
             raise ValueError("stream() needs a unidirectional RNN: a bidirectional one reads the "
                              "whole sequence before its first output")
         self.rnn = rnn
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = positive_int(batch_size, "batch_size")
         L, B, H = rnn.num_layers, self.batch_size, rnn.hidden_size
         self._initial = None  # the h0 given, as [L, B, H]; None: the learned h0 or zeros
         if h0 is not None:

@@ -47,6 +47,7 @@ import os
 
 import numpy as np
 
+from ._checks import flag
 from ._files import write_atomically
 from .model import RNN, parameter_shapes
 
@@ -110,8 +111,8 @@ def to_onnx(rnn, path, *, opset=None, dtype=None, h0_input=False, lengths_input=
     config = rnn.config()
     graph_dtype = _graph_dtype(dtype, config["dtype"])
     opset = _checked_opset(opset, onnx)
-    h0_input = _flag(h0_input, "h0_input")
-    lengths_input = _flag(lengths_input, "lengths_input")
+    h0_input = flag(h0_input, "h0_input")
+    lengths_input = flag(lengths_input, "lengths_input")
     params = _model_params(rnn, config)
     model = _build_model(config, params, graph_dtype, opset, h0_input, lengths_input)
     onnx.checker.check_model(model, full_check=True)
@@ -148,12 +149,6 @@ def _checked_opset(opset, onnx):
                          f"semantics need {MIN_OPSET}; {newest} is the installed onnx's newest), "
                          f"got {opset}")
     return int(opset)
-
-
-def _flag(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _model_params(rnn, config):

@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from ._checks import positive_int
 from . import functional as F
 
 __all__ = ["contextwin", "ElmanSLU"]
@@ -48,12 +49,6 @@ def contextwin(l, win):  # noqa: E741 (the tutorial's argument name)
     return [lpadded[i:(i + win)] for i in range(len(l))]
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class ElmanSLU:
     """The tutorial's Elman slot-filling network (``RNNSLU``).
 
@@ -72,7 +67,7 @@ class ElmanSLU:
     """
 
     def __init__(self, nh, nc, ne, de, cs, seed=None, dtype=np.float64):
-        self.nh, self.nc, self.ne, self.de = (_positive_int(n, v) for n, v in
+        self.nh, self.nc, self.ne, self.de = (positive_int(v, n) for n, v in
                                               (("nh", nh), ("nc", nc), ("ne", ne), ("de", de)))
         contextwin([], cs)  # validates cs
         self.cs = int(cs)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._checks import positive_int
 from .functional import rnn_forward
 
 __all__ = ["stack_forward", "stack_backward", "StackCache", "Timing"]
@@ -265,8 +266,7 @@ def stack_forward(x, h0, weights, *, num_layers, bidirectional, activation="tanh
         h_n[L*dirs, B, H]   each layer/direction's state at each sequence's own last step
         cache               a StackCache for stack_backward
     """
-    if num_layers < 1:
-        raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+    num_layers = positive_int(num_layers, "num_layers")
     dirs = 2 if bidirectional else 1
     x = real_array(x, "x")
     if x.ndim != 3:

@@ -28,22 +28,16 @@ chunk, so consecutive chunks of a long sequence are trained by truncated BPTT.
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
+from ._checks import positive_int
 from . import functional as F
 
 __all__ = ["VanillaRecurrentNetwork"]
 
 HIDDEN_ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 OUTPUT_LAYOUTS = ("seed", "rows")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class VanillaRecurrentNetwork:
@@ -66,7 +60,7 @@ class VanillaRecurrentNetwork:
 
     def __init__(self, input_size=3, hidden_size=3, output_size=3, batch_size=3, *,
                  output_layout="seed", hidden_activation="tanh", seed=None, dtype=np.float64):
-        D, H, O, B = (_positive_int(name, value) for name, value in (
+        D, H, O, B = (positive_int(value, name) for name, value in (
             ("input_size", input_size), ("hidden_size", hidden_size),
             ("output_size", output_size), ("batch_size", batch_size)))
         if output_layout not in OUTPUT_LAYOUTS:
@@ -109,8 +103,8 @@ class VanillaRecurrentNetwork:
 
     def reset_state(self, batch_size=None):
         """Zero the hidden state (optionally for a new batch size; the seed layout fixes it)."""
-        B = self.hidden_state.shape[0] if batch_size is None else _positive_int("batch_size",
-                                                                                 batch_size)
+        B = self.hidden_state.shape[0] if batch_size is None else positive_int(batch_size,
+                                                                                "batch_size")
         if self.output_layout == "seed" and B != self.hidden_size:
             raise ValueError(f"output_layout='seed' needs batch_size == hidden_size = "
                              f"{self.hidden_size}, got {B}")

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ._checks import positive_int
 from .losses import cross_entropy
 from .optim import _hyperparameter, clip_grad_norm, clip_grad_value
 
@@ -90,8 +91,7 @@ def train_tbptt(trainer, x, targets, seq_len, *, h0=None, mask=None):
     """
     rnn = trainer.rnn
     _check_unidirectional(rnn)
-    if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
-        raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
+    seq_len = positive_int(seq_len, "seq_len")
     time_axis = 1 if getattr(rnn, "batch_first", False) else 0
     x = np.asarray(x)
     targets = np.asarray(targets)
@@ -163,9 +163,8 @@ class CharBatches:
         if tokens.ndim != 1 or tokens.dtype.kind not in "iu":
             raise ValueError(f"tokens must be a 1-d integer array, got {tokens.dtype} "
                              f"of shape {tokens.shape}")
-        for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        batch_size = positive_int(batch_size, "batch_size")
+        seq_len = positive_int(seq_len, "seq_len")
         needed = batch_size * seq_len + seq_len  # room for one batch at every offset, + targets
         if len(tokens) < needed:
             raise ValueError(f"{len(tokens)} tokens are too few for batch_size={batch_size} and "
