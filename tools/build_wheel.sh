@@ -47,7 +47,7 @@ step "installing $(basename "$wheel") in a fresh virtual environment"
 # The installed package, not the source tree: tests and the files they read (examples/, bench/)
 # are copied to a directory that holds no python/elman.
 mkdir "$work/suite"
-cp -r tests examples bench pyproject.toml "$work/suite/"
+cp -r tests examples bench pyproject.toml README.md "$work/suite/"
 (cd "$work/suite" && "$work/venv/bin/python" - <<'EOF'
 import elman
 import os
