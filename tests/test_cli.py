@@ -306,7 +306,9 @@ def test_sample_streams_its_text_and_ctrl_c_ends_it_quietly(trained):
          "--prime", "the "], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     import threading
 
-    watchdog = threading.Timer(60, process.kill)  # read() has no time-out of its own
+    # read() has no time-out of its own. Generous: on a 2-core machine running three builds beside
+    # it (tools/matrix.sh), 60 s once passed before the first 40 characters arrived.
+    watchdog = threading.Timer(180, process.kill)
     watchdog.start()
     try:
         first = process.stdout.read(40)  # only arrives if the text is streamed
