@@ -64,12 +64,12 @@ def pytest_configure(config):
 
     if platform.machine().lower() in ("aarch64", "arm64"):
         # NumPy's float32 matmul on aarch64 (seen under qemu, in the reference's 3x3 products of
-        # finite values) raises floating-point flags it did not earn: "divide by zero" and
+        # finite values) raises floating-point flags it did not earn: "divide by zero", "invalid value" and
         # "overflow" with finite results. The parity tests compare the values themselves, so a
         # real overflow still fails them; only the warning is not an error there.
         config.addinivalue_line(
             "filterwarnings",
-            r"ignore:(divide by zero|overflow) encountered in matmul:RuntimeWarning")
+            r"ignore:(divide by zero|overflow|invalid value) encountered in matmul:RuntimeWarning")
     config.addinivalue_line(
         "markers",
         "needs_threads: needs a threaded build (skipped on a build without OpenMP, whose kernels "
