@@ -29,18 +29,6 @@
 namespace elman::team {
 namespace detail {
 
-Shared g_shared;
-const bool g_stress = [] {
-  const char* v = std::getenv("ELMAN_TEAM_STRESS");
-  return v && *v && std::strcmp(v, "0") != 0;
-}();
-
-}  // namespace detail
-
-const Stats& stats() { return detail::g_shared.stats; }
-
-namespace detail {
-
 // A sleeper gives up after this long and looks again: a lost wake-up (there should be none) then
 // costs a pause, never a hang.
 constexpr auto kSleepLimit = std::chrono::milliseconds(20);

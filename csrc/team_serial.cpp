@@ -4,23 +4,15 @@
 // a team does, so results are bit-identical to a threaded build's (tests/test_build_config.py).
 //
 // Such a build is single-threaded by design, not by accident: num_threads() is always 1, and
-// set_num_threads records its value (so that portable code calling it keeps working) but changes
+// set_num_threads is accepted (so that portable code calling it keeps working) and changes
 // nothing. show_config() says so: openmp False, num_threads_source "serial build (no OpenMP)".
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <thread>
 
 #include "team.h"
 
 namespace elman::team {
 namespace detail {
-
-Shared g_shared;
-const bool g_stress = [] {
-  const char* v = std::getenv("ELMAN_TEAM_STRESS");
-  return v && *v && std::strcmp(v, "0") != 0;
-}();
 
 // A job of one member never waits for another (Member::wait returns at once when its condition
 // holds, which it always does here: the caller computed every task itself). Should it wait, a
@@ -30,19 +22,13 @@ void wake_all(std::atomic<std::uint32_t>&) {}
 
 }  // namespace detail
 
-const Stats& stats() { return detail::g_shared.stats; }
-
 void run(int, Entry entry, void* ctx) {
   Member alone(0, 1, 0);
   entry(ctx, alone);
 }
 
-namespace {
-std::atomic<int> g_set{0};  // set_num_threads's value: kept, not used
-}  // namespace
-
 int num_threads() { return 1; }
-void set_num_threads(int n) { g_set.store(n < 0 ? 0 : n > kMaxThreads ? kMaxThreads : n, std::memory_order_relaxed); }
+void set_num_threads(int) {}  // accepted, so that portable code keeps working; nothing to size
 const char* num_threads_source() { return "serial build (no OpenMP)"; }
 
 }  // namespace elman::team
